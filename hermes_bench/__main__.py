@@ -1,0 +1,3 @@
+from hermes_bench.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""The hermes-bench command line: parses options and delegates; no logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from hermes_bench import __version__
+from hermes_bench.errors import HermesBenchError
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def _friendly(fn: Callable) -> Callable:
+    """HermesBenchError -> one line on stderr and exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HermesBenchError as err:
+            raise UserError(str(err)) from None
+
+    return wrapper
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    for name in ("lm_eval", "lm-eval", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _csv(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hermes-bench")
+def main() -> None:
+    """Measure the understanding-generation gap of unified multimodal models."""
+
+
+@main.command("eval")
+@click.option("--model", default=None, help="Model folder or hub id. Default: the embedded shapes-world model.")
+@click.option("--tasks", default=None,
+              help="Comma-separated task names. Default: shapes_pope,shapes_mme,shapes_geneval.")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Extra folder of task YAMLs (repeatable).")
+@click.option("--limit", type=int, default=None, help="At most N samples (prompts for generation) per task.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Questions or images per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--dtype", default="auto", show_default=True,
+              help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--guidance-scale", type=float, default=None, help="CFG scale for generation. Default: the model's.")
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Run folder (rerunning into it resumes). Default: results/runs/<model>.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@_friendly
+def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
+                 no_progress) -> None:
+    """Evaluate a model's understanding and generation and print the leaderboard with U, G and the gap."""
+    _quiet_libraries()
+    from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, run_eval
+    from hermes_bench.report.leaderboard import render
+
+    cfg = EvalConfig(model=model, tasks=_csv(tasks) or DEFAULT_TASKS, include_paths=tuple(include_paths),
+                     output=output, batch_size=batch_size, limit=limit, device=device, dtype=dtype, seed=seed,
+                     guidance_scale=guidance_scale, progress=not no_progress)
+    run = run_eval(cfg)
+    click.echo(f"model: {run['model']['name']}")
+    click.echo(f"results: {run['output']}/results.json ({run['provenance']['timings']['total_s']:.1f} s)")
+    click.echo(render([run], "md"))
+
+
+@main.command("tasks")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path))
+@_friendly
+def tasks_command(include_paths) -> None:
+    """List the registered tasks: name, kind, headline metric and data source."""
+    from tabulate import tabulate
+
+    from hermes_bench.registry import Registry
+
+    registry = Registry(list(include_paths))
+    rows = [(s.name, s.kind, s.headline, s.source) for s in sorted(registry.tasks.values(), key=lambda s: s.name)]
+    click.echo(tabulate(rows, headers=["task", "kind", "headline", "data source"], tablefmt="github"))
+
+
+@main.command("leaderboard")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead of stdout.")
+@_friendly
+def leaderboard_command(results, fmt, output) -> None:
+    """Tabulate one or more runs (results.json files or run folders)."""
+    from hermes_bench.report.leaderboard import render
+    from hermes_bench.results import atomic_write_bytes, load_results
+
+    text = render([load_results(p) for p in results], fmt)
+    if output:
+        atomic_write_bytes(output, text.encode())
+    else:
+        click.echo(text)

@@ -1,0 +1,197 @@
+"""The eval flow: tasks -> runners -> per-sample outputs -> headlines with bootstrap CIs -> results.json.
+
+U is the mean of the understanding headlines, G of the generation headlines (each scaled to [0, 1]) and
+gap = U - G. Their intervals come from one bootstrap: draw b resamples every task's units, and U, G and gap
+are computed from the same draw.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import transformers
+
+from hermes_bench import __version__
+from hermes_bench.errors import HermesBenchError
+from hermes_bench.models import load_model
+from hermes_bench.models.base import UnifiedModel
+from hermes_bench.registry import Registry, TaskSpec
+from hermes_bench.results import RESULTS_FILE, atomic_write_json, atomic_write_jsonl
+from hermes_bench.runners.generation import overall, run_generation
+from hermes_bench.runners.understanding import run_understanding
+from hermes_bench.scoring.stats import CONFIDENCE, N_BOOTSTRAP, bootstrap_distribution, interval
+
+DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
+PACKAGES = ("hermes-bench", "torch", "transformers", "accelerate", "lm_eval", "datasets", "numpy")
+
+
+@dataclass
+class EvalConfig:
+    model: str | None = None  # None: the embedded default
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    include_paths: tuple[Path, ...] = ()
+    output: Path | None = None  # None: results/runs/<model>
+    batch_size: int = 32
+    limit: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+    guidance_scale: float | None = None  # None: the model's default
+    progress: bool = True
+
+
+@dataclass
+class _Part:
+    """Items whose statistic is (part of) a headline; a group's headline is the mean over its parts."""
+
+    items: list
+    statistic: Callable[[list], float]
+    unit: Callable[[dict], object] | None = None
+
+
+@dataclass
+class _Scored:
+    spec: TaskSpec
+    metrics: dict[str, dict[str, float]]
+    parts: list[_Part] = field(default_factory=list)
+
+    def headline(self) -> float:
+        return float(np.mean([p.statistic(p.items) for p in self.parts])) / self.spec.headline_max
+
+    def distribution(self, rng: np.random.Generator) -> np.ndarray:
+        dists = [bootstrap_distribution(p.items, p.statistic, rng, N_BOOTSTRAP, p.unit) for p in self.parts]
+        return np.mean(dists, axis=0) / self.spec.headline_max
+
+
+def default_output(model_name: str) -> Path:
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in model_name.split(" (")[0]).strip("-")
+    return Path("results") / "runs" / slug
+
+
+def _clean(metrics: dict) -> dict[str, float]:
+    """lm-eval's 'f1,none' keys as 'f1', without aliases and stderr placeholders."""
+    return {k.split(",")[0]: v for k, v in metrics.items() if "," in k and "_stderr" not in k}
+
+
+def _json_safe_doc(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if isinstance(v, str | int | float | bool | type(None) | list | dict)}
+
+
+def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, output: Path,
+                   stats: dict) -> list[_Scored]:
+    names = [s.name for s in specs]
+    results, tasks, computed = run_understanding(model, names, [s.path.parent for s in specs], output,
+                                                 cfg.batch_size, cfg.limit, cfg.progress)
+    stats["understanding_computed"] = computed
+    scored = []
+    for spec in specs:
+        unit_key = spec.config.get("metadata", {}).get("bootstrap_unit")
+        metrics = {spec.name: _clean(results["results"][spec.name])}
+        parts = []
+        for leaf in spec.subtasks or (spec.name,):
+            metrics[leaf] = _clean(results["results"][leaf])
+            samples = results["samples"][leaf]
+            atomic_write_jsonl(output / f"samples_{leaf}.jsonl", (
+                {"doc_id": s["doc_id"], "doc": _json_safe_doc(s["doc"]), "target": s["target"],
+                 "prompt": s["arguments"][0][0], "response": s["resps"][0][0],
+                 "filtered": s["filtered_resps"][0], **{m: s[m] for m in metrics[leaf] if m in s}}
+                for s in samples))
+            items = [s[spec.headline] for s in samples]
+            aggregate = tasks[leaf].aggregation()[spec.headline]
+            parts.append(_Part(items, aggregate, (lambda x, k=unit_key: x[k]) if unit_key else None))
+        scored.append(_Scored(spec, metrics, parts))
+    return scored
+
+
+def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> _Scored:
+    guidance = cfg.guidance_scale if cfg.guidance_scale is not None else model.default_guidance_scale
+    metrics, records, computed = run_generation(model, spec, output, cfg.batch_size, cfg.limit, cfg.seed,
+                                                guidance, cfg.progress)
+    stats[f"{spec.name}_prompts_computed"] = computed
+    atomic_write_jsonl(output / f"samples_{spec.name}.jsonl", records)
+    return _Scored(spec, {spec.name: {**metrics, "guidance_scale": guidance}},
+                   [_Part(records, overall, lambda r: r["prompt_index"])])
+
+
+def _summary(scored: list[_Scored], seed: int) -> tuple[dict, dict]:
+    rng = np.random.default_rng(seed)
+    headlines, dists = {}, {}
+    for s in scored:
+        dists[s.spec.name] = s.distribution(rng)
+        value = s.headline()
+        headlines[s.spec.name] = {"kind": s.spec.kind, "metric": s.spec.headline,
+                                  "value": value * s.spec.headline_max, "max": s.spec.headline_max, "normalized": value,
+                                  "ci": [x * s.spec.headline_max for x in interval(dists[s.spec.name])]}
+    summary: dict = {"confidence": CONFIDENCE, "n_bootstrap": N_BOOTSTRAP}
+    sides = {}
+    for side, kind in (("U", "understanding"), ("G", "generation")):
+        members = [s for s in scored if s.spec.kind == kind]
+        if members:
+            sides[side] = (float(np.mean([s.headline() for s in members])),
+                           np.mean([dists[s.spec.name] for s in members], axis=0))
+            summary[side] = {"value": sides[side][0], "ci": list(interval(sides[side][1]))}
+    if len(sides) == 2:
+        summary["gap"] = {"value": sides["U"][0] - sides["G"][0], "ci": list(interval(sides["U"][1] - sides["G"][1]))}
+    return summary, headlines
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str | None]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def run_eval(cfg: EvalConfig) -> dict:
+    """Run the tasks on the model, write results.json and per-sample files into the output folder."""
+    if cfg.batch_size < 1:
+        raise HermesBenchError(f"--batch-size must be at least 1, not {cfg.batch_size}")
+    specs = Registry(list(cfg.include_paths)).get(list(cfg.tasks))
+    model = load_model(cfg.model, cfg.device, cfg.dtype)
+    output = cfg.output or default_output(model.name)
+    transformers.set_seed(cfg.seed)
+    start = time.perf_counter()
+    stats: dict = {}
+    understanding = [s for s in specs if s.kind == "understanding"]
+    scored = _understanding(model, understanding, cfg, output, stats) if understanding else []
+    scored += [_generation(model, s, cfg, output, stats) for s in specs if s.kind == "generation"]
+    summary, headlines = _summary(scored, cfg.seed)
+    total = time.perf_counter() - start
+    run = {
+        "hermes_bench_version": __version__,
+        "model": {"name": model.name, "path": str(model.path) if model.path else None,
+                  "weights_sha256": model.weights_sha256(), "family": type(model).__name__},
+        "summary": summary,
+        "headlines": headlines,
+        "results": {name: m for s in scored for name, m in s.metrics.items()},
+        "configs": {s.spec.name: s.spec.config for s in scored},
+        "versions": {s.spec.name: s.spec.version for s in scored},
+        "provenance": {
+            "seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
+            "dtype": cfg.dtype, "tasks": list(cfg.tasks), "packages": _versions(), "git_commit": _git_commit(),
+            "python": platform.python_version(), "samples_computed": stats,
+            "timings": {"total_s": total, "model_s": model.model_seconds},
+        },
+    }
+    atomic_write_json(output / RESULTS_FILE, run)
+    run["output"] = str(output)
+    return run

@@ -1,0 +1,77 @@
+"""Load a unified model by path or hub id: the family comes from config.json's model_type."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig
+
+from hermes_bench.errors import HermesBenchError
+from hermes_bench.models.base import UnifiedModel
+from hermes_bench.models.janus import JanusModel
+
+FAMILIES = {"janus": JanusModel}
+EMBEDDED_NAME = "shapes-janus-tiny (embedded default, random init, seed 0)"
+_EMBEDDED_DIR = "shapes-janus-tiny-random-v1"
+DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HERMES_BENCH_CACHE", Path.home() / ".cache" / "hermes-bench"))
+
+
+def embedded_model_dir() -> Path:
+    """The embedded default, built offline on first use (atomically, so a killed build leaves nothing)."""
+    from hermes_bench.models.tiny import build_tiny_janus
+
+    target = cache_dir() / _EMBEDDED_DIR
+    if not (target / "config.json").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+        build_tiny_janus(tmp, seed=0)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise HermesBenchError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    if DTYPES[dtype] is not None:
+        return DTYPES[dtype]
+    return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> UnifiedModel:
+    """A local folder or hub id; None means the embedded default."""
+    if model is None:
+        source, name = str(embedded_model_dir()), EMBEDDED_NAME
+    else:
+        source, name = model, model
+    local = Path(source).expanduser()
+    looks_local = local.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
+    if looks_local and not (local / "config.json").is_file():
+        what = "has no config.json" if local.is_dir() else "does not exist"
+        raise HermesBenchError(f"model folder {source} {what}: pass a folder saved with save_pretrained "
+                               "or a hub id such as deepseek-community/Janus-Pro-1B")
+    try:
+        model_type = AutoConfig.from_pretrained(source).model_type
+    except (OSError, ValueError) as err:
+        raise HermesBenchError(f"cannot load model {source}: {str(err).splitlines()[0]}") from None
+    if model_type not in FAMILIES:
+        raise HermesBenchError(f"model {source} has model_type {model_type!r}, which hermes-bench does not "
+                               f"support: supported types are {', '.join(sorted(FAMILIES))}")
+    device = resolve_device(device)
+    return FAMILIES[model_type](name, local if looks_local else None, source, device, resolve_dtype(dtype, device))

@@ -1,0 +1,60 @@
+"""Janus / Janus-Pro through transformers' JanusForConditionalGeneration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoProcessor, JanusForConditionalGeneration
+
+from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
+
+
+class JanusModel(UnifiedModel):
+    def __init__(self, name: str, path: Path | None, source: str, device: str, dtype: torch.dtype) -> None:
+        super().__init__(name, path)
+        self.processor = AutoProcessor.from_pretrained(source)
+        self.processor.tokenizer.padding_side = "left"  # batched generation continues from the right edge
+        self.model = JanusForConditionalGeneration.from_pretrained(source, dtype=dtype).to(device).eval()
+        self.device = torch.device(device)
+
+    @property
+    def default_guidance_scale(self) -> float:
+        return float(self.model.generation_config.guidance_scale or 5.0)
+
+    def _prompt(self, text: str, n_images: int, generation_mode: str = "text") -> str:
+        """The model's own image token in place of ours, and its chat template when it has one."""
+        if generation_mode == "text":
+            missing = n_images - text.count(IMAGE_PLACEHOLDER)
+            text = IMAGE_PLACEHOLDER * max(missing, 0) + text
+        if self.processor.chat_template is None:
+            return text.replace(IMAGE_PLACEHOLDER, self.processor.image_token)
+        parts = text.split(IMAGE_PLACEHOLDER)
+        content = [{"type": "text", "text": parts[0]}] if parts[0] else []
+        for part in parts[1:]:
+            content.append({"type": "image"})
+            if part:
+                content.append({"type": "text", "text": part})
+        return self.processor.apply_chat_template([{"role": "user", "content": content}],
+                                                  add_generation_prompt=True, generation_mode=generation_mode)
+
+    @torch.inference_mode()
+    def _answer(self, prompts, images, max_new_tokens, do_sample, temperature, top_k):
+        texts = [self._prompt(p, len(ims)) for p, ims in zip(prompts, images, strict=True)]
+        flat = [im.convert("RGB") for ims in images for im in ims]
+        inputs = self.processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
+        inputs = inputs.to(self.device, dtype=self.model.dtype)
+        sampling = {"temperature": temperature, "top_k": top_k} if do_sample else {}
+        out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample, **sampling)
+        return self.processor.batch_decode(out[:, inputs.input_ids.shape[1]:], skip_special_tokens=True)
+
+    @torch.inference_mode()
+    def _generate_images(self, prompts, n, guidance_scale, seed):
+        texts = [self._prompt(p, 0, generation_mode="image") for p in prompts]
+        inputs = self.processor(text=texts, generation_mode="image", padding=True, return_tensors="pt")
+        torch.manual_seed(seed)
+        tokens = self.model.generate(**inputs.to(self.device), generation_mode="image", do_sample=True,
+                                     guidance_scale=guidance_scale, num_return_sequences=n)
+        pixels = self.model.model.vqmodel.decode(tokens).float().cpu()
+        flat = self.processor.postprocess(list(pixels), return_tensors="PIL.Image.Image")["pixel_values"]
+        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]

@@ -1,0 +1,87 @@
+"""The task registry: every YAML under tasks/ (and any --include-path) is a task or a group.
+
+Understanding tasks are lm-eval task YAMLs (they also run under plain `lm_eval --include_path`); generation
+tasks are ours (`kind: generation`). Both say what their headline is in `metadata`:
+  headline: the metric that sums the task up; headline_max: its best value (the scale to [0, 1]);
+  source: where the data comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+from lm_eval.tasks._yaml_loader import load_yaml
+
+from hermes_bench.errors import HermesBenchError
+
+BUILTIN_TASKS = Path(str(files("hermes_bench.tasks")))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: str  # "understanding" | "generation"
+    path: Path
+    headline: str
+    headline_max: float
+    source: str
+    version: str
+    subtasks: tuple[str, ...] = ()  # a group's lm-eval tasks; its headline is their mean
+    config: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def _read(path: Path) -> dict:
+    try:
+        config = load_yaml(path, resolve_func=False)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise HermesBenchError(f"malformed task YAML {path}{where}: {problem}; fix or remove the file") from None
+    except (ValueError, OSError) as err:
+        raise HermesBenchError(f"malformed task YAML {path}: {err}; fix or remove the file") from None
+    return config
+
+
+def _spec(path: Path, config: dict) -> TaskSpec | None:
+    name = config.get("group") or config.get("task")
+    if not isinstance(name, str):
+        return None  # a template meant for `include:`
+    meta = config.get("metadata") or {}
+    if config.get("kind") == "generation":
+        kind = "generation"
+    elif "group" in config or "output_type" in config:
+        kind = "understanding"
+    else:
+        raise HermesBenchError(f"malformed task YAML {path}: task {name!r} has neither lm-eval's output_type "
+                               "nor 'kind: generation'")
+    if "headline" not in meta:
+        raise HermesBenchError(f"malformed task YAML {path}: metadata.headline is missing for {name!r}; "
+                               "name the metric that sums the task up")
+    subtasks = tuple(config.get("task", ())) if "group" in config else ()
+    return TaskSpec(name=name, kind=kind, path=path, headline=meta["headline"],
+                    headline_max=float(meta.get("headline_max", 1.0)), source=meta.get("source", ""),
+                    version=str(meta.get("version", "")), subtasks=subtasks, config=config)
+
+
+class Registry:
+    def __init__(self, include_paths: list[Path] | None = None) -> None:
+        self.dirs = [BUILTIN_TASKS, *(include_paths or [])]
+        self.tasks: dict[str, TaskSpec] = {}
+        for folder in self.dirs:
+            if not folder.is_dir():
+                raise HermesBenchError(f"task folder {folder} does not exist: pass an existing --include-path")
+            for path in sorted(folder.rglob("*.yaml")):
+                spec = _spec(path, _read(path))
+                if spec is not None:
+                    self.tasks[spec.name] = spec
+
+    def get(self, names: list[str]) -> list[TaskSpec]:
+        unknown = [n for n in names if n not in self.tasks]
+        if unknown:
+            raise HermesBenchError(f"unknown task {', '.join(unknown)}: run `hermes-bench tasks` to list them, "
+                                   f"or add a folder with --include-path")
+        return [self.tasks[n] for n in names]

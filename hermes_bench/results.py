@@ -1,0 +1,126 @@
+"""Run outputs on disk: atomic writes, the per-sample cache that makes runs resumable, and the results file.
+
+Layout of an output folder:
+  results.json                   the run: metrics, summary (U, G, gap), configs, provenance
+  samples_<task>.jsonl           one line per sample: inputs, raw model output, parsed output, metrics
+  cache/<kind>.rank<r>.jsonl     finished model outputs, appended per batch; a rerun reuses them
+  images/<task>/<00000>/samples/<0000>.png, metadata.jsonl   generated images, GenEval's layout
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+RESULTS_FILE = "results.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
+
+
+def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, default=str) + "\n" for r in rows).encode())
+
+
+def atomic_save_png(path: Path, image: Image.Image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def digest(*parts: Any) -> str:
+    """A stable key for a model call: its inputs, JSON-encoded (images by their pixel hash)."""
+    def encode(x: Any) -> Any:
+        if isinstance(x, Image.Image):
+            return hashlib.sha256(x.mode.encode() + str(x.size).encode() + x.tobytes()).hexdigest()
+        if isinstance(x, list | tuple):
+            return [encode(v) for v in x]
+        if isinstance(x, dict):
+            return {str(k): encode(v) for k, v in sorted(x.items())}
+        return x
+
+    return hashlib.sha256(json.dumps(encode(list(parts)), default=str).encode()).hexdigest()
+
+
+class SampleCache:
+    """Finished model outputs keyed by `digest`, one JSONL file per kind and process.
+
+    Each batch is appended and fsynced as it finishes, so a killed run loses at most the batch in flight; a
+    torn last line is ignored on reload. All processes' files are read, so a resumed run may use another
+    number of processes.
+    """
+
+    def __init__(self, folder: Path, kind: str, rank: int = 0) -> None:
+        self.path = folder / "cache" / f"{kind}.rank{rank}.jsonl"
+        self.values: dict[str, Any] = {}
+        for f in sorted(self.path.parent.glob(f"{kind}.rank*.jsonl")):
+            for line in f.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line torn by a kill
+                self.values[row["key"]] = row["value"]
+        if self.path.exists() and not self.path.read_bytes().endswith(b"\n"):
+            with self.path.open("a") as fh:
+                fh.write("\n")  # later appends start on a fresh line after a torn one
+        self.computed = 0
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def get(self, key: str) -> Any:
+        return self.values[key]
+
+    def put_many(self, entries: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as fh:
+            for key, value in entries.items():
+                fh.write(json.dumps({"key": key, "value": value}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.values.update(entries)
+        self.computed += len(entries)
+
+
+def load_results(path: Path) -> dict:
+    from hermes_bench.errors import HermesBenchError
+
+    file = path / RESULTS_FILE if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise HermesBenchError(f"no results at {file}: pass a results.json or the output folder of a run") from None
+    except json.JSONDecodeError as err:
+        raise HermesBenchError(f"{file} is not valid JSON ({err}): rerun the eval to rewrite it") from None
+    if "summary" not in data or "results" not in data:
+        raise HermesBenchError(f"{file} is not a hermes-bench results file (no 'summary' or 'results')")
+    return data

@@ -1,0 +1,74 @@
+"""Words of the shapes world: captions from a scene graph, questions, and GenEval-style prompt metadata."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from hermes_bench.world.scene import COLORS, MAX_OBJECTS, SHAPES, Scene
+
+NUMBERS = ("zero", "one", "two", "three", "four")
+RELATIONS = ("left of", "right of", "above", "below")
+YES_NO_SUFFIX = " Please answer yes or no."
+
+
+def plural(noun: str) -> str:
+    return noun + "s"
+
+
+def counted(n: int, noun: str) -> str:
+    return f"a {noun}" if n == 1 else f"{NUMBERS[n]} {plural(noun)}"
+
+
+def caption(scene: Scene) -> str:
+    """'two red circles and a blue square', objects grouped by name in order of appearance."""
+    counts = Counter(o.name for o in scene.objects)
+    parts = [counted(n, name) for name, n in counts.items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def existence_question(name: str) -> str:
+    return f"Is there a {name} in the image?"
+
+
+def count_question(name: str, n: int) -> str:
+    return f"Is the number of {plural(name)} in the image {NUMBERS[n]}?"
+
+
+def position_question(a: str, relation: str, b: str) -> str:
+    phrase = {"left of": "to the left of", "right of": "to the right of"}.get(relation, relation)
+    return f"Is the {a} {phrase} the {b}?"
+
+
+def color_question(shape: str, color: str) -> str:
+    return f"Is the {shape} {color}?"
+
+
+def geneval_prompt(rng: random.Random, tag: str) -> dict:
+    """One prompt in GenEval's evaluation_metadata.jsonl schema, with shapes for classes."""
+    colors, shapes = list(COLORS), list(SHAPES)
+    if tag == "single_object":
+        s = rng.choice(shapes)
+        return {"tag": tag, "include": [{"class": s, "count": 1}], "prompt": f"a {s}"}
+    if tag == "two_object":
+        a, b = rng.sample(shapes, 2)
+        return {"tag": tag, "include": [{"class": a, "count": 1}, {"class": b, "count": 1}],
+                "prompt": f"a {a} and a {b}"}
+    if tag == "counting":
+        s, n = rng.choice(shapes), rng.randint(2, MAX_OBJECTS)
+        return {"tag": tag, "include": [{"class": s, "count": n}], "exclude": [{"class": s, "count": n + 1}],
+                "prompt": counted(n, s)}
+    if tag == "colors":
+        s, c = rng.choice(shapes), rng.choice(colors)
+        return {"tag": tag, "include": [{"class": s, "count": 1, "color": c}], "prompt": f"a {c} {s}"}
+    if tag == "position":
+        a, b = rng.sample(shapes, 2)
+        rel = rng.choice(RELATIONS)
+        return {"tag": tag, "include": [{"class": b, "count": 1}, {"class": a, "count": 1, "position": [rel, 0]}],
+                "prompt": f"a {a} {rel} a {b}"}
+    if tag == "color_attr":
+        a, b = rng.sample(shapes, 2)
+        ca, cb = rng.sample(colors, 2)
+        return {"tag": tag, "include": [{"class": a, "count": 1, "color": ca}, {"class": b, "count": 1, "color": cb}],
+                "prompt": f"a {ca} {a} and a {cb} {b}"}
+    raise ValueError(f"unknown GenEval tag {tag!r}")

@@ -1,0 +1,116 @@
+"""The CLI end to end on a tiny Janus saved with save_pretrained, and its one-line errors."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from hermes_bench.cli import main
+
+SMALL = ["--limit", "6", "--batch-size", "8", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_janus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--output", str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_eval_writes_results_samples_and_images(run_dir, tiny_janus):
+    run = json.loads((run_dir / "results.json").read_text())
+    assert set(run["headlines"]) == {"shapes_pope", "shapes_mme", "shapes_geneval"}
+    for side in ("U", "G", "gap"):
+        lo, hi = run["summary"][side]["ci"]
+        assert lo <= run["summary"][side]["value"] <= hi
+    assert run["summary"]["gap"]["value"] == pytest.approx(run["summary"]["U"]["value"] - run["summary"]["G"]["value"])
+    assert {"shapes_pope_random", "shapes_pope_popular", "shapes_pope_adversarial"} <= set(run["results"])
+    assert run["model"]["path"] == str(tiny_janus) and len(run["model"]["weights_sha256"]) == 64
+    assert run["provenance"]["timings"]["model_s"] > 0 and run["provenance"]["packages"]["lm_eval"]
+    rows = [json.loads(line) for line in (run_dir / "samples_shapes_pope_random.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and {"prompt", "response", "f1"} <= set(rows[0])
+    images = sorted((run_dir / "images" / "shapes_geneval").glob("*/samples/*.png"))
+    assert len(images) == 6 * 4
+    assert json.loads((images[0].parent.parent / "metadata.jsonl").read_text())["tag"]
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "latex", "html"])
+def test_leaderboard_formats(run_dir, fmt):
+    result = CliRunner().invoke(main, ["leaderboard", str(run_dir), str(run_dir / "results.json"), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    marker = {"md": "| model", "csv": "model,shapes_pope,shapes_pope_ci_low", "latex": "\\toprule",
+              "html": "<table"}[fmt]
+    assert marker in result.output and "gap" in result.output
+
+
+def test_tasks_lists_both_kinds():
+    result = CliRunner().invoke(main, ["tasks"])
+    assert result.exit_code == 0
+    rows = {cells[0]: cells[1] for cells in _table(result.output)}
+    assert rows["shapes_geneval"] == "generation" and rows["shapes_pope"] == "understanding"
+
+
+def test_help_and_version():
+    runner = CliRunner()
+    assert "--batch-size" in runner.invoke(main, ["eval", "--help"]).output
+    assert "version" in runner.invoke(main, ["--version"]).output
+
+
+def _table(markdown):
+    return [[c.strip() for c in line.strip("|").split("|")] for line in markdown.splitlines()
+            if line.startswith("|") and not line.startswith("|--")]
+
+
+def _assert_clean_error(result, *words):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0]
+
+
+def test_unknown_task(tmp_path, tiny_janus):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--tasks", "nope", "--output", str(out)])
+    _assert_clean_error(result, "unknown task nope", "hermes-bench tasks")
+    assert not out.exists()
+
+
+def test_missing_model_folder(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--model", str(tmp_path / "missing"), "--output", str(out)])
+    _assert_clean_error(result, "missing", "does not exist")
+    assert not out.exists()
+
+
+def test_malformed_task_yaml(tmp_path, tiny_janus):
+    extra = tmp_path / "tasks"
+    extra.mkdir()
+    (extra / "broken.yaml").write_text("task: broken\noutput_type: [generate_until\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--include-path", str(extra),
+                                       "--output", str(out)])
+    _assert_clean_error(result, "malformed task YAML", "broken.yaml")
+    assert not out.exists()
+
+
+def test_unreadable_image(run_dir, tmp_path, tiny_janus):
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    (out / "results.json").unlink()
+    broken = out / "images" / "shapes_geneval" / "00002" / "samples" / "0001.png"
+    broken.write_bytes(b"not a png")
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--output", str(out), *SMALL])
+    _assert_clean_error(result, "cannot read image", "00002")
+    assert not (out / "results.json").exists()
+
+
+def test_embedded_default_runs_and_says_which_model(tmp_path):
+    result = CliRunner().invoke(main, ["eval", "--output", str(tmp_path / "out"), "--limit", "3", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "model: shapes-janus-tiny (embedded default" in result.output
+    header = _table(result.output.split("model: ")[1].split("\n", 2)[2])[0]
+    assert header[-3:] == ["U", "G", "gap"]
