@@ -87,6 +87,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
                      output=output, batch_size=batch_size, limit=limit, device=device, dtype=dtype, seed=seed,
                      guidance_scale=guidance_scale, progress=not no_progress)
     run = run_eval(cfg)
+    if not run:  # not the main process
+        return
     click.echo(f"model: {run['model']['name']}")
     click.echo(f"results: {run['output']}/results.json ({run['provenance']['timings']['total_s']:.1f} s)")
     click.echo(render([run], "md"))

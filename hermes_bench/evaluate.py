@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
+from accelerate import PartialState
 
 from hermes_bench import __version__
 from hermes_bench.errors import HermesBenchError
@@ -90,6 +91,8 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
     results, tasks, computed = run_understanding(model, names, [s.path.parent for s in specs], output,
                                                  cfg.batch_size, cfg.limit, cfg.progress)
     stats["understanding_computed"] = computed
+    if not results:  # lm-eval gathers everything on process 0
+        return []
     scored = []
     for spec in specs:
         unit_key = spec.config.get("metadata", {}).get("bootstrap_unit")
@@ -148,7 +151,7 @@ def _git_commit() -> str | None:
                              text=True, timeout=10)
     except OSError:
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def _versions() -> dict[str, str | None]:
@@ -162,7 +165,8 @@ def _versions() -> dict[str, str | None]:
 
 
 def run_eval(cfg: EvalConfig) -> dict:
-    """Run the tasks on the model, write results.json and per-sample files into the output folder."""
+    """Run the tasks on the model, write results.json and per-sample files into the output folder.
+    Returns the run; {} on processes other than the main one."""
     if cfg.batch_size < 1:
         raise HermesBenchError(f"--batch-size must be at least 1, not {cfg.batch_size}")
     specs = Registry(list(cfg.include_paths)).get(list(cfg.tasks))
@@ -174,6 +178,8 @@ def run_eval(cfg: EvalConfig) -> dict:
     understanding = [s for s in specs if s.kind == "understanding"]
     scored = _understanding(model, understanding, cfg, output, stats) if understanding else []
     scored += [_generation(model, s, cfg, output, stats) for s in specs if s.kind == "generation"]
+    if not PartialState().is_main_process:
+        return {}
     summary, headlines = _summary(scored, cfg.seed)
     total = time.perf_counter() - start
     run = {

@@ -11,9 +11,15 @@ ARGS = ["--tasks", "shapes_pope_random,shapes_geneval", "--limit", "30", "--batc
 
 
 def _eval(model, out, env):
+    # cwd outside the checkout, so `-m` imports the installed package rather than the source folder
     return subprocess.Popen([sys.executable, "-m", "hermes_bench", "eval", "--model", str(model),
-                             "--output", str(out), *ARGS], env=env, stdout=subprocess.PIPE,
+                             "--output", str(out), *ARGS], env=env, cwd=out.parent, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc):
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
 
 
 def _lines(path):
@@ -23,7 +29,7 @@ def _lines(path):
 def test_killed_run_resumes_to_identical_results(tiny_janus, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     reference = tmp_path / "uninterrupted"
-    assert _eval(tiny_janus, reference, env).wait(timeout=300) == 0
+    _finish(_eval(tiny_janus, reference, env))
 
     out = tmp_path / "killed"
     gen_cache = out / "cache" / "generation.shapes_geneval.rank0.jsonl"
@@ -39,7 +45,7 @@ def test_killed_run_resumes_to_identical_results(tiny_janus, tmp_path):
     assert 3 <= done_before < 30 and answers_before == 30
     old_images = {p: p.stat().st_mtime_ns for p in (out / "images").rglob("*.png")}
 
-    assert _eval(tiny_janus, out, env).wait(timeout=300) == 0
+    _finish(_eval(tiny_janus, out, env))
     resumed = json.loads((out / "results.json").read_text())
     expected = json.loads((reference / "results.json").read_text())
     for key in ("results", "summary", "headlines"):

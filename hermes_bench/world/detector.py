@@ -39,7 +39,8 @@ def detect(image: Image.Image) -> list[Detection]:
     nearest = distances.argmin(-1)
     nearest[distances.min(-1) > MAX_COLOR_DISTANCE] = 0  # unrecognisable colours count as background
     detections = []
-    for index, color in enumerate(_COLOR_NAMES, start=1):
+    for index in np.unique(nearest[nearest > 0]):
+        color = _COLOR_NAMES[index - 1]
         labels, _ = ndimage.label(nearest == index)
         for blob, sl in enumerate(ndimage.find_objects(labels), start=1):
             mask = labels[sl] == blob
