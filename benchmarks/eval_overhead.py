@@ -27,6 +27,8 @@ def main() -> None:
     print(f"model time      {model:8.2f} s")
     print(f"whole eval      {total:8.2f} s")
     print(f"harness overhead {total - model:7.2f} s = {(total - model) / model:.1%} of model time (target <= 10%)")
+    print("stages (model time included): " + ", ".join(
+        f"{k.removesuffix('_s')} {timings[k]:.2f} s" for k in ("understanding_s", "generation_s", "bootstrap_s")))
 
 
 if __name__ == "__main__":

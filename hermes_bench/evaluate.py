@@ -173,15 +173,19 @@ def run_eval(cfg: EvalConfig) -> dict:
     model = load_model(cfg.model, cfg.device, cfg.dtype)
     output = cfg.output or default_output(model.name)
     transformers.set_seed(cfg.seed)
-    start = time.perf_counter()
     stats: dict = {}
+    stages: dict[str, float] = {}
+    start = time.perf_counter()
     understanding = [s for s in specs if s.kind == "understanding"]
     scored = _understanding(model, understanding, cfg, output, stats) if understanding else []
+    stages["understanding_s"] = time.perf_counter() - start
     scored += [_generation(model, s, cfg, output, stats) for s in specs if s.kind == "generation"]
+    stages["generation_s"] = time.perf_counter() - start - stages["understanding_s"]
     if not PartialState().is_main_process:
         return {}
     summary, headlines = _summary(scored, cfg.seed)
     total = time.perf_counter() - start
+    stages["bootstrap_s"] = total - stages["understanding_s"] - stages["generation_s"]
     run = {
         "hermes_bench_version": __version__,
         "model": {"name": model.name, "path": str(model.path) if model.path else None,
@@ -195,7 +199,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             "seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
             "dtype": cfg.dtype, "tasks": list(cfg.tasks), "packages": _versions(), "git_commit": _git_commit(),
             "python": platform.python_version(), "samples_computed": stats,
-            "timings": {"total_s": total, "model_s": model.model_seconds},
+            "timings": {"total_s": total, "model_s": model.model_seconds, **stages},
         },
     }
     atomic_write_json(output / RESULTS_FILE, run)

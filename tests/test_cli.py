@@ -114,3 +114,22 @@ def test_embedded_default_runs_and_says_which_model(tmp_path):
     assert "model: shapes-janus-tiny (embedded default" in result.output
     header = _table(result.output.split("model: ")[1].split("\n", 2)[2])[0]
     assert header[-3:] == ["U", "G", "gap"]
+
+
+def test_generation_prompts_from_a_jsonl_file_are_validated(tmp_path, tiny_janus):
+    extra = tmp_path / "tasks"
+    extra.mkdir()
+    (extra / "my_geneval.yaml").write_text(
+        "task: my_geneval\nkind: generation\nprompts: {source: jsonl, path: prompts.jsonl}\nimages_per_prompt: 2\n"
+        "detector: shapes\nmetadata: {version: 1, headline: overall}\n")
+    good = {"tag": "colors", "prompt": "a red circle", "include": [{"class": "circle", "count": 1, "color": "red"}]}
+    (extra / "prompts.jsonl").write_text(json.dumps(good) + "\n" + json.dumps({"tag": "colors", "prompt": "x"}) + "\n")
+    args = ["eval", "--model", str(tiny_janus), "--tasks", "my_geneval", "--include-path", str(extra), "--no-progress"]
+    _assert_clean_error(CliRunner().invoke(main, [*args, "--output", str(tmp_path / "bad")]),
+                        "prompts.jsonl line 2", "include")
+    (extra / "prompts.jsonl").write_text(json.dumps(good) + "\n")
+    result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "ok")])
+    assert result.exit_code == 0, result.output
+    run = json.loads((tmp_path / "ok" / "results.json").read_text())
+    assert set(run["results"]["my_geneval"]) == {"colors", "overall", "guidance_scale"}
+    assert "U" not in run["summary"] and "gap" not in run["summary"]
