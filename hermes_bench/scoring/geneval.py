@@ -106,9 +106,11 @@ def judge(objects: dict[str, list[Detection]], metadata: dict,
 
 def tag_scores(tags: Sequence[str], correct: Sequence[bool]) -> dict[str, float]:
     """Mean correctness per tag present, plus 'overall' = unweighted mean of the tag scores."""
-    per_tag: dict[str, list[bool]] = {}
+    counts: dict[str, list[int]] = {}  # tag -> [right, seen]
     for tag, ok in zip(tags, correct, strict=True):
-        per_tag.setdefault(tag, []).append(bool(ok))
-    scores = {tag: float(np.mean(v)) for tag, v in sorted(per_tag.items())}
-    scores["overall"] = float(np.mean(list(scores.values()))) if scores else float("nan")
+        c = counts.setdefault(tag, [0, 0])
+        c[0] += bool(ok)
+        c[1] += 1
+    scores = {tag: right / seen for tag, (right, seen) in sorted(counts.items())}
+    scores["overall"] = sum(scores.values()) / len(scores) if scores else float("nan")
     return scores

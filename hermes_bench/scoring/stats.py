@@ -7,6 +7,8 @@ defined over groups of samples keep their groups whole.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,9 @@ def bootstrap_distribution(items: Sequence[Any], statistic: Callable[[list], flo
         groups.setdefault(index if unit is None else unit(x), []).append(x)
     units = list(groups.values())
     draws = rng.integers(0, len(units), size=(n, len(units)))
-    return np.array([statistic([x for u in row for x in units[u]]) for row in draws])
+    if unit is None:
+        return np.array([statistic(list(itemgetter(*row)(items))) for row in draws])
+    return np.array([statistic(list(chain.from_iterable(itemgetter(*row)(units)))) for row in draws])
 
 
 def interval(distribution: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
