@@ -132,3 +132,12 @@ def test_bootstrap_interval_brackets_the_mean_and_keeps_units_whole():
     loose = bootstrap_distribution(items, lambda xs: float(np.mean([x["x"] for x in xs])), rng, n=500)
     lo, hi = interval(loose)
     assert lo < 0.5 < hi and hi - lo < 0.2
+
+
+def test_bootstrap_with_a_single_unit():
+    rng = np.random.default_rng(0)
+    items = [{"q": "a", "x": 1.0}, {"q": "a", "x": 0.0}]
+    dist = bootstrap_distribution(items, lambda xs: float(np.mean([x["x"] for x in xs])), rng, n=5,
+                                  unit=lambda x: x["q"])
+    assert list(dist) == [0.5] * 5
+    assert len(bootstrap_distribution(items[:1], lambda xs: xs[0]["x"], rng, n=3)) == 3

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -24,11 +23,10 @@ def bootstrap_distribution(items: Sequence[Any], statistic: Callable[[list], flo
     groups: dict[Hashable, list] = {}
     for index, x in enumerate(items):
         groups.setdefault(index if unit is None else unit(x), []).append(x)
-    units = list(groups.values())
+    units = np.empty(len(groups), dtype=object)  # fancy indexing picks whole units at C speed
+    units[:] = list(groups.values())
     draws = rng.integers(0, len(units), size=(n, len(units)))
-    if unit is None:
-        return np.array([statistic(list(itemgetter(*row)(items))) for row in draws])
-    return np.array([statistic(list(chain.from_iterable(itemgetter(*row)(units)))) for row in draws])
+    return np.array([statistic(list(chain.from_iterable(units[row]))) for row in draws])
 
 
 def interval(distribution: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
