@@ -74,18 +74,20 @@ def main() -> None:
 @click.option("--guidance-scale", type=float, default=None, help="CFG scale for generation. Default: the model's.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Run folder (rerunning into it resumes). Default: results/runs/<model>.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Local mirror of the hub datasets (<dir>/<org>/<name>); also $HERMES_BENCH_DATA_DIR.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_friendly
 def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
-                 no_progress) -> None:
+                 data_dir, no_progress) -> None:
     """Evaluate a model's understanding and generation and print the leaderboard with U, G and the gap."""
     _quiet_libraries()
     from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, run_eval
     from hermes_bench.report.leaderboard import render
 
     cfg = EvalConfig(model=model, tasks=_csv(tasks) or DEFAULT_TASKS, include_paths=tuple(include_paths),
-                     output=output, batch_size=batch_size, limit=limit, device=device, dtype=dtype, seed=seed,
-                     guidance_scale=guidance_scale, progress=not no_progress)
+                     output=output, data_dir=data_dir, batch_size=batch_size, limit=limit, device=device,
+                     dtype=dtype, seed=seed, guidance_scale=guidance_scale, progress=not no_progress)
     run = run_eval(cfg)
     if not run:  # not the main process
         return
@@ -112,13 +114,16 @@ def tasks_command(include_paths) -> None:
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead of stdout.")
+@click.option("--details", is_flag=True, help="Add each task's breakdown: group members (e.g. POPE splits, MMMU "
+                                              "disciplines) and extra metrics (e.g. MME cognition).")
+@click.option("--reference", is_flag=True, help="Add published rows (reported in papers, with citations).")
 @_friendly
-def leaderboard_command(results, fmt, output) -> None:
+def leaderboard_command(results, fmt, output, details, reference) -> None:
     """Tabulate one or more runs (results.json files or run folders)."""
     from hermes_bench.report.leaderboard import render
     from hermes_bench.results import atomic_write_bytes, load_results
 
-    text = render([load_results(p) for p in results], fmt)
+    text = render([load_results(p) for p in results], fmt, details, reference)
     if output:
         atomic_write_bytes(output, text.encode())
     else:

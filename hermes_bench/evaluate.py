@@ -7,6 +7,8 @@ are computed from the same draw.
 
 from __future__ import annotations
 
+import math
+import os
 import platform
 import subprocess
 import time
@@ -21,6 +23,7 @@ from accelerate import PartialState
 
 from hermes_bench import __version__
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.hub import DATA_DIR_ENV
 from hermes_bench.models import load_model
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
@@ -39,6 +42,7 @@ class EvalConfig:
     tasks: tuple[str, ...] = DEFAULT_TASKS
     include_paths: tuple[Path, ...] = ()
     output: Path | None = None  # None: results/runs/<model>
+    data_dir: Path | None = None  # a local mirror of the hub datasets
     batch_size: int = 32
     limit: int | None = None
     device: str = "auto"
@@ -61,7 +65,8 @@ class _Part:
 class _Scored:
     spec: TaskSpec
     metrics: dict[str, dict[str, float]]
-    parts: list[_Part] = field(default_factory=list)
+    parts: list[_Part]
+    details: dict[str, float] = field(default_factory=dict)  # breakdown columns for the leaderboard
 
     def headline(self) -> float:
         return float(np.mean([p.statistic(p.items) for p in self.parts])) / self.spec.headline_max
@@ -76,9 +81,11 @@ def default_output(model_name: str) -> Path:
     return Path("results") / "runs" / slug
 
 
-def _clean(metrics: dict) -> dict[str, float]:
-    """lm-eval's 'f1,none' keys as 'f1', without aliases and stderr placeholders."""
-    return {k.split(",")[0]: v for k, v in metrics.items() if "," in k and "_stderr" not in k}
+def _clean(metrics: dict) -> dict[str, float | None]:
+    """lm-eval's 'f1,none' keys as 'f1', without aliases and stderr placeholders; NaN (a subtask with no
+    samples) as None, so results.json stays valid JSON."""
+    return {k.split(",")[0]: None if isinstance(v, float) and math.isnan(v) else v
+            for k, v in metrics.items() if "," in k and "_stderr" not in k}
 
 
 def _json_safe_doc(doc: dict) -> dict:
@@ -96,20 +103,22 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
     scored = []
     for spec in specs:
         unit_key = spec.config.get("metadata", {}).get("bootstrap_unit")
-        metrics = {spec.name: _clean(results["results"][spec.name])}
+        unit = (lambda x, k=unit_key: x[k]) if unit_key else None
+        metrics = {name: _clean(results["results"][name]) for name in (spec.name, *spec.members)}
         parts = []
-        for leaf in spec.subtasks or (spec.name,):
-            metrics[leaf] = _clean(results["results"][leaf])
+        for leaf in spec.leaves or (spec.name,):
             samples = results["samples"][leaf]
             atomic_write_jsonl(output / f"samples_{leaf}.jsonl", (
                 {"doc_id": s["doc_id"], "doc": _json_safe_doc(s["doc"]), "target": s["target"],
                  "prompt": s["arguments"][0][0], "response": s["resps"][0][0],
                  "filtered": s["filtered_resps"][0], **{m: s[m] for m in metrics[leaf] if m in s}}
                 for s in samples))
-            items = [s[spec.headline] for s in samples]
-            aggregate = tasks[leaf].aggregation()[spec.headline]
-            parts.append(_Part(items, aggregate, (lambda x, k=unit_key: x[k]) if unit_key else None))
-        scored.append(_Scored(spec, metrics, parts))
+            parts.append(_Part([s[spec.headline] for s in samples], tasks[leaf].aggregation()[spec.headline], unit))
+        if spec.pooled:  # instance-weighted: one statistic over every leaf's samples
+            parts = [_Part([x for p in parts for x in p.items], parts[0].statistic, unit)]
+        details = {c: metrics[c][spec.headline] for c in spec.config.get("task", []) if "group" in spec.config}
+        details.update({m: metrics[spec.name][m] for m in spec.config.get("metadata", {}).get("report", [])})
+        scored.append(_Scored(spec, metrics, parts, details))
     return scored
 
 
@@ -131,7 +140,8 @@ def _summary(scored: list[_Scored], seed: int) -> tuple[dict, dict]:
         value = s.headline()
         headlines[s.spec.name] = {"kind": s.spec.kind, "metric": s.spec.headline,
                                   "value": value * s.spec.headline_max, "max": s.spec.headline_max, "normalized": value,
-                                  "ci": [x * s.spec.headline_max for x in interval(dists[s.spec.name])]}
+                                  "ci": [x * s.spec.headline_max for x in interval(dists[s.spec.name])],
+                                  "details": s.details}
     summary: dict = {"confidence": CONFIDENCE, "n_bootstrap": N_BOOTSTRAP}
     sides = {}
     for side, kind in (("U", "understanding"), ("G", "generation")):
@@ -170,6 +180,11 @@ def run_eval(cfg: EvalConfig) -> dict:
     if cfg.batch_size < 1:
         raise HermesBenchError(f"--batch-size must be at least 1, not {cfg.batch_size}")
     specs = Registry(list(cfg.include_paths)).get(list(cfg.tasks))
+    if cfg.data_dir is not None:
+        if not cfg.data_dir.is_dir():
+            raise HermesBenchError(f"--data-dir {cfg.data_dir} is not a folder: pass a mirror laid out as "
+                                   "<dir>/<org>/<dataset> (see README)")
+        os.environ[DATA_DIR_ENV] = str(cfg.data_dir.resolve())  # read by the tasks' dataset hooks
     model = load_model(cfg.model, cfg.device, cfg.dtype)
     output = cfg.output or default_output(model.name)
     transformers.set_seed(cfg.seed)

@@ -8,7 +8,7 @@ tasks are ours (`kind: generation`). Both say what their headline is in `metadat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 
@@ -29,7 +29,9 @@ class TaskSpec:
     headline_max: float
     source: str
     version: str
-    subtasks: tuple[str, ...] = ()  # a group's lm-eval tasks; its headline is their mean
+    members: tuple[str, ...] = ()  # a group's tasks and subgroups, all the way down
+    leaves: tuple[str, ...] = ()  # a group's tasks that hold samples
+    pooled: bool = False  # a group's headline pools its leaves' samples (weight_by_size), else averages leaves
     config: dict = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -61,10 +63,11 @@ def _spec(path: Path, config: dict) -> TaskSpec | None:
     if "headline" not in meta:
         raise HermesBenchError(f"malformed task YAML {path}: metadata.headline is missing for {name!r}; "
                                "name the metric that sums the task up")
-    subtasks = tuple(config.get("task", ())) if "group" in config else ()
+    pooled = any(m.get("metric") == meta["headline"] and m.get("weight_by_size", True)
+                 for m in config.get("aggregate_metric_list", []))
     return TaskSpec(name=name, kind=kind, path=path, headline=meta["headline"],
                     headline_max=float(meta.get("headline_max", 1.0)), source=meta.get("source", ""),
-                    version=str(meta.get("version", "")), subtasks=subtasks, config=config)
+                    version=str(meta.get("version", "")), pooled=pooled, config=config)
 
 
 class Registry:
@@ -78,6 +81,23 @@ class Registry:
                 spec = _spec(path, _read(path))
                 if spec is not None:
                     self.tasks[spec.name] = spec
+        for name, spec in self.tasks.items():
+            if "group" in spec.config:
+                members = self._members(name, ())
+                leaves = tuple(m for m in members if "group" not in self.tasks[m].config)
+                self.tasks[name] = replace(spec, members=members, leaves=leaves)
+
+    def _members(self, group: str, path: tuple[str, ...]) -> tuple[str, ...]:
+        spec = self.tasks[group]
+        found: list[str] = []
+        for child in spec.config.get("task", []):
+            if not isinstance(child, str) or child not in self.tasks or child in path:
+                raise HermesBenchError(f"malformed task YAML {spec.path}: group {group} lists {child!r}, "
+                                       "which is not a registered task name (or forms a cycle)")
+            found.append(child)
+            if "group" in self.tasks[child].config:
+                found.extend(self._members(child, (*path, group)))
+        return tuple(found)
 
     def get(self, names: list[str]) -> list[TaskSpec]:
         unknown = [n for n in names if n not in self.tasks]

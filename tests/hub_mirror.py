@@ -1,0 +1,94 @@
+"""Small local mirrors of the real benchmark datasets, in the hub's own layout and schemas (same configs,
+splits, field names and types, datasets.Image columns), so tests load them through the real loading code."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import datasets
+import yaml
+
+from hermes_bench.scoring.mmmu import DISCIPLINES
+from hermes_bench.world.scene import render, sample_scene
+
+STRING = datasets.Value("string")
+
+
+def _images(n: int, seed: int):
+    rng = random.Random(seed)
+    return [render(sample_scene(rng)) for _ in range(n)]
+
+
+def write_repo(root: Path, hub_id: str, splits: dict[tuple[str, str], list[dict]], features: datasets.Features) -> Path:
+    """Parquet shards per (config, split) plus the README `configs:` block the hub uses to find them."""
+    repo = root / hub_id
+    configs: dict[str, list[dict]] = {}
+    for (config, split), rows in splits.items():
+        (repo / config).mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_list(rows, features=features).to_parquet(
+            str(repo / config / f"{split}-00000-of-00001.parquet"))
+        configs.setdefault(config, []).append({"split": split, "path": f"{config}/{split}-*"})
+    card = {"configs": [{"config_name": c, "data_files": files} for c, files in configs.items()]}
+    (repo / "README.md").write_text("---\n" + yaml.safe_dump(card, sort_keys=False) + "---\n")
+    return repo
+
+
+POPE_FEATURES = datasets.Features({"id": STRING, "question_id": STRING, "question": STRING, "answer": STRING,
+                                   "image_source": STRING, "image": datasets.Image(), "category": STRING})
+
+
+def pope_rows(split: str, n: int) -> list[dict]:
+    images = _images(n, seed=len(split))
+    return [{"id": str(i), "question_id": str(i), "question": f"Is there a circle in the image? {split}",
+             "answer": "yes" if i % 2 == 0 else "no", "image_source": f"COCO_{i}", "image": images[i],
+             "category": split} for i in range(n)]
+
+
+def build_pope(root: Path, n: int = 4) -> Path:
+    splits = {("Full", s): pope_rows(s, n) for s in ("adversarial", "popular", "random")}
+    splits["default", "test"] = [r for s in ("adversarial", "popular", "random") for r in pope_rows(s, n)]
+    return write_repo(root, "lmms-lab/POPE", splits, POPE_FEATURES)
+
+
+MME_FEATURES = datasets.Features({"question_id": STRING, "image": datasets.Image(), "question": STRING,
+                                  "answer": STRING, "category": STRING})
+
+
+def build_mme(root: Path, categories: tuple[str, ...] = ("existence", "OCR", "code_reasoning")) -> Path:
+    images = _images(len(categories), seed=7)
+    rows = []
+    for category, image in zip(categories, images, strict=True):
+        for answer in ("Yes", "No"):
+            rows.append({"question_id": f"{category}/0001.png", "image": image, "answer": answer,
+                         "question": f"Is this a {category} question? Please answer yes or no.",
+                         "category": category})
+    return write_repo(root, "lmms-lab/MME", {("default", "test"): rows}, MME_FEATURES)
+
+
+MMMU_FEATURES = datasets.Features({
+    "id": STRING, "question": STRING, "options": STRING, "explanation": STRING,
+    **{f"image_{k}": datasets.Image() for k in range(1, 8)},
+    "img_type": STRING, "answer": STRING, "topic_difficulty": STRING, "question_type": STRING, "subfield": STRING})
+
+
+def mmmu_rows(subject: str, n: int) -> list[dict]:
+    images = _images(2, seed=len(subject))
+    rows = []
+    for i in range(n):
+        blank = {f"image_{k}": None for k in range(1, 8)}
+        if i % 2 == 0:
+            row = {**blank, "question": "Which shape is in <image 2> and <image 1>?",
+                   "options": "['a circle', 'a square', \"a 'triangle'\"]", "answer": "B",
+                   "question_type": "multiple-choice", "image_1": images[0], "image_2": images[1]}
+        else:
+            row = {**blank, "question": "<image 1> How many shapes are there?", "options": "[]",
+                   "answer": "['2', 'two']", "question_type": "open", "image_1": images[0]}
+        rows.append({**row, "id": f"validation_{subject}_{i + 1}", "explanation": "", "img_type": "['Diagrams']",
+                     "topic_difficulty": "Easy", "subfield": subject})
+    return rows
+
+
+def build_mmmu(root: Path, n: int = 2) -> Path:
+    subjects = [s for group in DISCIPLINES.values() for s in group]
+    return write_repo(root, "MMMU/MMMU", {(s, "validation"): mmmu_rows(s, n) for s in subjects}, MMMU_FEATURES)
