@@ -27,8 +27,9 @@ def mirror(tmp_path_factory):
 @pytest.fixture(scope="module")
 def real_run(mirror, tiny_janus, tmp_path_factory):
     out = tmp_path_factory.mktemp("real")
-    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--tasks", "pope_full,pope,mme,mme_lmms_eval,mmmu",
-                                       "--data-dir", str(mirror), "--output", str(out), "--no-progress"])
+    tasks = "pope_full,pope,mme,mme_lmms_eval,mmmu"
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--tasks", tasks, "--data-dir", str(mirror),
+                                       "--output", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     return out
 
