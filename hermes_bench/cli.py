@@ -76,10 +76,13 @@ def main() -> None:
               help="Run folder (rerunning into it resumes). Default: results/runs/<model>.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Local mirror of the hub datasets (<dir>/<org>/<name>); also $HERMES_BENCH_DATA_DIR.")
+@click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder (default: the task's).")
+@click.option("--clip-model", default=None, help="GenEval: CLIP id or folder (default: the task's).")
+@click.option("--judge", default=None, help="DPG-Bench: the VQA judge, a model folder or hub id.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_friendly
 def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
-                 data_dir, no_progress) -> None:
+                 data_dir, detector_model, clip_model, judge, no_progress) -> None:
     """Evaluate a model's understanding and generation and print the leaderboard with U, G and the gap."""
     _quiet_libraries()
     from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, run_eval
@@ -87,7 +90,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 
     cfg = EvalConfig(model=model, tasks=_csv(tasks) or DEFAULT_TASKS, include_paths=tuple(include_paths),
                      output=output, data_dir=data_dir, batch_size=batch_size, limit=limit, device=device,
-                     dtype=dtype, seed=seed, guidance_scale=guidance_scale, progress=not no_progress)
+                     dtype=dtype, seed=seed, guidance_scale=guidance_scale, detector_model=detector_model,
+                     clip_model=clip_model, judge=judge, progress=not no_progress)
     run = run_eval(cfg)
     if not run:  # not the main process
         return
@@ -128,3 +132,34 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
         atomic_write_bytes(output, text.encode())
     else:
         click.echo(text)
+
+
+@main.command("score")
+@click.argument("benchmark", type=click.Choice(["geneval", "dpg"]))
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), default=None,
+              help="Where results go (rerunning resumes). Default: FOLDER/hermes-bench.")
+@click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder.")
+@click.option("--clip-model", default=None, help="GenEval: CLIP id or folder.")
+@click.option("--judge", default=None, help="DPG-Bench: the VQA judge, a model folder or hub id.")
+@click.option("--prompts", "prompts_dir", type=click.Path(path_type=Path), default=None,
+              help="DPG-Bench: the benchmark's prompts folder.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")
+@click.option("--compat", is_flag=True, help="DPG-Bench: the reference's category quirk (last tile, un-zeroed).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-progress", is_flag=True)
+@_friendly
+def score_command(benchmark, folder, output, detector_model, clip_model, judge, prompts_dir, csv_path, compat,
+                  batch_size, device, no_progress) -> None:
+    """Score images any model made, laid out as the benchmark's reference scripts expect
+    (GenEval: FOLDER/<00000>/metadata.jsonl + samples/<0000>.png; DPG-Bench: FOLDER/<item_id>.png grids)."""
+    _quiet_libraries()
+    from hermes_bench.evaluate import ScoreConfig, score_images
+    from hermes_bench.report.leaderboard import render
+
+    run = score_images(ScoreConfig(benchmark, folder, output, device, batch_size=batch_size,
+                                   detector_model=detector_model, clip_model=clip_model, judge=judge,
+                                   prompts_dir=prompts_dir, csv=csv_path, compat=compat, progress=not no_progress))
+    click.echo(f"results: {run['output']}/results.json")
+    click.echo(render([run], "md", details=True))

@@ -22,17 +22,22 @@ import transformers
 from accelerate import PartialState
 
 from hermes_bench import __version__
+from hermes_bench.detectors import load_detector
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
-from hermes_bench.models import load_model
+from hermes_bench.models import load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
-from hermes_bench.results import RESULTS_FILE, atomic_write_json, atomic_write_jsonl
-from hermes_bench.runners.generation import overall, run_generation
+from hermes_bench.results import RESULTS_FILE, SampleCache, atomic_write_json, atomic_write_jsonl
+from hermes_bench.runners import dpg as dpg_runner
+from hermes_bench.runners import geneval as geneval_runner
+from hermes_bench.runners.generation import GenerationResult, GenerationSettings
 from hermes_bench.runners.understanding import run_understanding
+from hermes_bench.scoring import dpg
 from hermes_bench.scoring.stats import CONFIDENCE, N_BOOTSTRAP, bootstrap_distribution, interval
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
+GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run}
 PACKAGES = ("hermes-bench", "torch", "transformers", "accelerate", "lm_eval", "datasets", "numpy")
 
 
@@ -49,6 +54,9 @@ class EvalConfig:
     dtype: str = "auto"
     seed: int = 0
     guidance_scale: float | None = None  # None: the model's default
+    detector_model: str | None = None  # GenEval: Mask2Former id or folder instead of the task's
+    clip_model: str | None = None  # GenEval: CLIP id or folder instead of the task's
+    judge: str | None = None  # DPG-Bench: the VQA judge instead of the task's
     progress: bool = True
 
 
@@ -122,14 +130,24 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
     return scored
 
 
+def _scored_generation(spec: TaskSpec, result: GenerationResult, output: Path, **extra: float) -> _Scored:
+    atomic_write_jsonl(output / f"samples_{spec.name}.jsonl", result.records)
+    details = {k: v for k, v in result.metrics.items() if k != spec.headline and not k.startswith("L2/")}
+    return _Scored(spec, {spec.name: {**result.metrics, **extra}},
+                   [_Part(result.records, result.statistic, lambda r, k=result.unit: r[k])], details)
+
+
 def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> _Scored:
+    benchmark = spec.config.get("benchmark", "geneval")
+    if benchmark not in GENERATION_RUNNERS:
+        raise HermesBenchError(f"task {spec.name} ({spec.path}): benchmark must be one of "
+                               f"{', '.join(GENERATION_RUNNERS)}, not {benchmark!r}")
     guidance = cfg.guidance_scale if cfg.guidance_scale is not None else model.default_guidance_scale
-    metrics, records, computed = run_generation(model, spec, output, cfg.batch_size, cfg.limit, cfg.seed,
-                                                guidance, cfg.progress)
-    stats[f"{spec.name}_prompts_computed"] = computed
-    atomic_write_jsonl(output / f"samples_{spec.name}.jsonl", records)
-    return _Scored(spec, {spec.name: {**metrics, "guidance_scale": guidance}},
-                   [_Part(records, overall, lambda r: r["prompt_index"])])
+    settings = GenerationSettings(cfg.batch_size, cfg.limit, cfg.seed, guidance, resolve_device(cfg.device),
+                                  cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge)
+    result = GENERATION_RUNNERS[benchmark](model, spec, settings, output)
+    stats[f"{spec.name}_prompts_computed"] = result.computed
+    return _scored_generation(spec, result, output, guidance_scale=guidance)
 
 
 def _summary(scored: list[_Scored], seed: int) -> tuple[dict, dict]:
@@ -198,25 +216,81 @@ def run_eval(cfg: EvalConfig) -> dict:
     stages["generation_s"] = time.perf_counter() - start - stages["understanding_s"]
     if not PartialState().is_main_process:
         return {}
-    summary, headlines = _summary(scored, cfg.seed)
+    model_info = {"name": model.name, "path": str(model.path) if model.path else None,
+                  "weights_sha256": model.weights_sha256(), "family": type(model).__name__}
+    provenance = {"seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
+                  "dtype": cfg.dtype, "tasks": list(cfg.tasks), "samples_computed": stats}
+    return _write_run(output, scored, model_info, provenance, cfg.seed, start, stages, model.model_seconds)
+
+
+def _write_run(output: Path, scored: list[_Scored], model_info: dict, provenance: dict, seed: int, start: float,
+               stages: dict[str, float], model_seconds: float) -> dict:
+    """Headlines and U/G/gap with CIs, then results.json, written atomically."""
+    summary, headlines = _summary(scored, seed)
     total = time.perf_counter() - start
-    stages["bootstrap_s"] = total - stages["understanding_s"] - stages["generation_s"]
+    stages["bootstrap_s"] = total - sum(stages.values())
     run = {
         "hermes_bench_version": __version__,
-        "model": {"name": model.name, "path": str(model.path) if model.path else None,
-                  "weights_sha256": model.weights_sha256(), "family": type(model).__name__},
+        "model": model_info,
         "summary": summary,
         "headlines": headlines,
         "results": {name: m for s in scored for name, m in s.metrics.items()},
         "configs": {s.spec.name: s.spec.config for s in scored},
         "versions": {s.spec.name: s.spec.version for s in scored},
-        "provenance": {
-            "seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
-            "dtype": cfg.dtype, "tasks": list(cfg.tasks), "packages": _versions(), "git_commit": _git_commit(),
-            "python": platform.python_version(), "samples_computed": stats,
-            "timings": {"total_s": total, "model_s": model.model_seconds, **stages},
-        },
+        "provenance": {**provenance, "packages": _versions(), "git_commit": _git_commit(),
+                       "python": platform.python_version(),
+                       "timings": {"total_s": total, "model_s": model_seconds, **stages}},
     }
     atomic_write_json(output / RESULTS_FILE, run)
     run["output"] = str(output)
     return run
+
+
+@dataclass
+class ScoreConfig:
+    """Scoring images another model made, in a benchmark's reference layout."""
+
+    benchmark: str  # "geneval" | "dpg"
+    folder: Path
+    output: Path | None = None  # None: <folder>/hermes-bench
+    device: str = "auto"
+    seed: int = 0
+    batch_size: int = 32
+    detector_model: str | None = None
+    clip_model: str | None = None
+    judge: str | None = None
+    prompts_dir: Path | None = None  # DPG-Bench
+    csv: Path | None = None  # DPG-Bench
+    compat: bool = False  # DPG-Bench: the reference's category quirk
+    progress: bool = True
+
+
+def score_images(cfg: ScoreConfig) -> dict:
+    """The task's scorer on a folder of images, written as a run with the same results schema."""
+    registry = Registry()
+    spec = registry.get([cfg.benchmark])[0]
+    output = cfg.output or cfg.folder / "hermes-bench"
+    settings = GenerationSettings(cfg.batch_size, None, cfg.seed, 0.0, resolve_device(cfg.device), cfg.progress,
+                                  cfg.detector_model, cfg.clip_model, cfg.judge)
+    start = time.perf_counter()
+    if cfg.benchmark == "geneval":
+        setting = settings.detector_setting(spec.config.get("detector", "mask2former"))
+        detector = load_detector(setting, settings.device)
+        records = geneval_runner.score_folder(cfg.folder, detector, setting,
+                                              SampleCache(output, f"scores.{spec.name}"), cfg.progress)
+        result = GenerationResult(geneval_runner.metrics(records), records, 0, geneval_runner.overall,
+                                  "prompt_index")
+    else:
+        if cfg.prompts_dir is None or cfg.csv is None:
+            raise HermesBenchError("scoring DPG-Bench images needs --prompts DIR and --csv FILE of the benchmark")
+        prompts, questions = dpg_runner.load_prompts(cfg.prompts_dir, cfg.csv)
+        judge = settings.load_judge(spec.config.get("judge"))
+        records = dpg_runner.score_folder(cfg.folder, prompts, questions, judge,
+                                          SampleCache(output, f"scores.{spec.name}"), cfg.batch_size, cfg.progress)
+        result = GenerationResult(dpg_runner.metrics(records, cfg.compat), records, 0, dpg.dpg_score, "item_id")
+    scored = [_scored_generation(spec, result, output)]
+    model_info = {"name": f"images in {cfg.folder}", "path": str(cfg.folder), "weights_sha256": None,
+                  "family": None}
+    provenance = {"seed": cfg.seed, "scored_folder": str(cfg.folder), "tasks": [spec.name]}
+    return _write_run(output, scored, model_info, provenance, cfg.seed, start,
+                      {"scoring_s": time.perf_counter() - start}, 0.0)

@@ -92,3 +92,61 @@ def mmmu_rows(subject: str, n: int) -> list[dict]:
 def build_mmmu(root: Path, n: int = 2) -> Path:
     subjects = [s for group in DISCIPLINES.values() for s in group]
     return write_repo(root, "MMMU/MMMU", {(s, "validation"): mmmu_rows(s, n) for s in subjects}, MMMU_FEATURES)
+
+
+def geneval_records() -> list[dict]:
+    """553 records with GenEval's tag counts and schema, tags interleaved so a --limit sees several."""
+    from hermes_bench.runners.geneval import TAG_COUNTS
+
+    per_tag = {
+        "single_object": {"include": [{"class": "dog", "count": 1}], "prompt": "a photo of a dog"},
+        "two_object": {"include": [{"class": "cat", "count": 1}, {"class": "bench", "count": 1}],
+                       "prompt": "a photo of a cat and a bench"},
+        "counting": {"include": [{"class": "cup", "count": 2}], "exclude": [{"class": "cup", "count": 3}],
+                     "prompt": "a photo of two cups"},
+        "colors": {"include": [{"class": "car", "count": 1, "color": "red"}], "prompt": "a photo of a red car"},
+        "position": {"include": [{"class": "bench", "count": 1},
+                                 {"class": "train", "count": 1, "position": ["right of", 0]}],
+                     "prompt": "a photo of a train right of a bench"},
+        "color_attr": {"include": [{"class": "tv", "count": 1, "color": "blue"},
+                                   {"class": "computer keyboard", "count": 1, "color": "white"}],
+                       "prompt": "a photo of a blue tv and a white computer keyboard"},
+    }
+    queues = {tag: [{"tag": tag, **record} for _ in range(n)] for (tag, n), record in
+              zip(TAG_COUNTS.items(), per_tag.values(), strict=True)}
+    records = []
+    while any(queues.values()):
+        records += [q.pop() for q in queues.values() if q]
+    return records
+
+
+def build_geneval(root: Path) -> Path:
+    import json
+
+    path = root / "djghosh13/geneval/prompts/evaluation_metadata.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in geneval_records()))
+    return path
+
+
+DPG_PROMPTS = {"partiprompts1": ("a black cat on a red sofa", [
+    ("1", "0", "entity - whole (cat)", "Is there a cat?"),
+    ("2", "1", "attribute - color (cat, black)", "Is the cat black?"),
+    ("3", "0", "entity - whole (sofa)", "Is there a sofa?"),
+    ("4", "1,3", "relation - spatial (cat, sofa, on)", "Is the cat on the sofa?")]),
+    "coco2": ("two blue squares", [("1", "0", "entity - whole (square)", "Are there squares?"),
+                                   ("2", "1", "other - count (square, ==2)", "Are there two squares?")])}
+
+
+def build_dpg(root: Path, prompts: dict = DPG_PROMPTS) -> Path:
+    folder = root / "TencentQQGYLab/ELLA/dpg_bench"
+    (folder / "prompts").mkdir(parents=True, exist_ok=True)
+    lines = ["item_id,text,keywords,proposition_id,dependency,category_broad,category_detailed,tuple,"
+             "question_natural_language"]
+    for item_id, (text, questions) in prompts.items():
+        (folder / "prompts" / f"{item_id}.txt").write_text(text + "\n")
+        for pid, dep, tup, question in questions:
+            broad, detailed = (part.strip() for part in tup.split("(")[0].split("-"))
+            lines.append(f'{item_id},{text},kw,{pid},"{dep}",{broad},{detailed},{tup.replace(",", ";")},{question}')
+    (folder / "dpg_bench.csv").write_text("\n".join(lines) + "\n")
+    return folder

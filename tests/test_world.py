@@ -3,9 +3,9 @@ import random
 
 from PIL import Image
 
+from hermes_bench.detectors.shapes import detect
 from hermes_bench.scoring.geneval import TAGS
 from hermes_bench.world import benchmarks, language
-from hermes_bench.world.detector import detect
 from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
 
 

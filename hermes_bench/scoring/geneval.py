@@ -7,7 +7,7 @@ metadata. The real benchmark plugs in Mask2Former + CLIP, the shapes world its e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,7 @@ class Detection:
     score: float
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
     color: str | None = None  # known by an exact detector; None means "ask the colour classifier"
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)  # HxW bool, for colour crops
 
 
 ColorClassifier = Callable[[Sequence[Detection]], list[str]]

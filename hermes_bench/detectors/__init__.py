@@ -1,0 +1,21 @@
+"""GenEval detector backends behind one interface: the shapes world's exact detector, and Mask2Former + CLIP."""
+
+from __future__ import annotations
+
+from hermes_bench.detectors.base import Detector
+from hermes_bench.errors import HermesBenchError
+
+
+def load_detector(config: dict, device: str = "cpu") -> Detector:
+    """`config` is a task's `detector:` entry: a backend name, or {backend: ..., its options}."""
+    options = {"backend": config} if isinstance(config, str) else dict(config)
+    backend = options.pop("backend", None)
+    if backend == "shapes":
+        from hermes_bench.detectors.shapes import ShapesDetector
+
+        return ShapesDetector()
+    if backend == "mask2former":
+        from hermes_bench.detectors.mask2former import Mask2FormerClip
+
+        return Mask2FormerClip(device=device, **options)
+    raise HermesBenchError(f"unknown detector backend {backend!r}: use 'shapes' or 'mask2former'")

@@ -1,0 +1,178 @@
+"""GenEval: prompts in evaluation_metadata.jsonl's schema, images in the reference layout, detector + rules.
+
+Layout (the reference's): <folder>/<00000>/metadata.jsonl (the prompt's record) + samples/<0000>.png. The same
+scorer reads a folder we generated and one made by any other model (`hermes-bench score geneval DIR`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hermes_bench.detectors import load_detector
+from hermes_bench.detectors.base import Detector
+from hermes_bench.errors import HermesBenchError
+from hermes_bench.hub import DATA_DIR_ENV
+from hermes_bench.models import cache_dir
+from hermes_bench.models.base import UnifiedModel
+from hermes_bench.registry import TaskSpec
+from hermes_bench.results import SampleCache, atomic_save_png, atomic_write_bytes, atomic_write_jsonl, digest
+from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
+from hermes_bench.scoring import geneval
+from hermes_bench.world import benchmarks
+
+REFERENCE_URL = "https://raw.githubusercontent.com/djghosh13/geneval/main/prompts/evaluation_metadata.jsonl"
+MIRROR_PATH = "djghosh13/geneval/prompts/evaluation_metadata.jsonl"
+TAG_COUNTS = {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100,
+              "color_attr": 100}
+REQUIRED_FIELDS = ("tag", "prompt", "include")
+
+
+def _validate(record: object, where: str) -> dict:
+    if not isinstance(record, dict):
+        raise HermesBenchError(f"{where}: a GenEval record must be a JSON object")
+    missing = [f for f in REQUIRED_FIELDS if f not in record]
+    if missing:
+        raise HermesBenchError(f"{where}: field {', '.join(missing)} is missing; each record needs tag, prompt "
+                               "and include (GenEval's schema)")
+    for clause in record["include"] + record.get("exclude", []):
+        if not {"class", "count"} <= set(clause):
+            raise HermesBenchError(f"{where}: every include/exclude clause needs class and count")
+    return record
+
+
+def read_metadata(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise HermesBenchError(f"GenEval metadata {path} does not exist")
+    records = []
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(_validate(json.loads(line), f"{path} line {line_no}"))
+            except json.JSONDecodeError as err:
+                raise HermesBenchError(f"{path} line {line_no} is not JSON ({err.msg})") from None
+    return records
+
+
+def _check_reference(records: list[dict], where: str) -> list[dict]:
+    counts = {tag: sum(r["tag"] == tag for r in records) for tag in TAG_COUNTS}
+    if len(records) != sum(TAG_COUNTS.values()) or counts != TAG_COUNTS:
+        raise HermesBenchError(f"{where} is not GenEval's evaluation_metadata.jsonl: expected 553 prompts "
+                               f"({TAG_COUNTS}), found {len(records)} ({counts})")
+    return records
+
+
+def reference_metadata() -> list[dict]:
+    """The 553 prompts: from the mirror under --data-dir, else fetched once and cached with its sha256."""
+    if os.environ.get(DATA_DIR_ENV):
+        path = Path(os.environ[DATA_DIR_ENV]) / MIRROR_PATH
+        return _check_reference(read_metadata(path), str(path))
+    path = cache_dir() / "geneval" / "evaluation_metadata.jsonl"
+    checksum = path.with_suffix(".sha256")
+    if not path.is_file():
+        try:
+            with urllib.request.urlopen(REFERENCE_URL, timeout=30) as response:
+                data = response.read()
+        except OSError as err:
+            raise HermesBenchError(f"cannot fetch GenEval's prompts from {REFERENCE_URL} ({err}): pass --data-dir "
+                                   f"with {MIRROR_PATH} inside") from None
+        atomic_write_bytes(path, data)
+        atomic_write_bytes(checksum, hashlib.sha256(data).hexdigest().encode())
+    if checksum.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != checksum.read_text().strip():
+        raise HermesBenchError(f"{path} does not match its recorded sha256: delete it to fetch it again")
+    return _check_reference(read_metadata(path), str(path))
+
+
+def load_prompts(config: dict, base: Path) -> list[dict]:
+    source = config.get("source")
+    if source == "shapes":
+        return benchmarks.geneval_metadata(config["n_per_tag"], config["seed"])
+    if source == "jsonl":
+        return read_metadata((base / config["path"]).resolve())
+    if source == "geneval":
+        return reference_metadata()
+    raise HermesBenchError(f"prompts.source must be 'shapes', 'jsonl' or 'geneval', not {source!r}")
+
+
+def save(folder: Path, index: int, record: dict, images: list) -> list[Path]:
+    prompt_dir = folder / f"{index:05d}"
+    atomic_write_jsonl(prompt_dir / "metadata.jsonl", [record])
+    paths = [prompt_dir / "samples" / f"{k:04d}.png" for k in range(len(images))]
+    for path, image in zip(paths, images, strict=True):
+        atomic_save_png(path, image)
+    return paths
+
+
+def read_layout(folder: Path) -> list[tuple[int, dict, list[Path]]]:
+    """(index, record, images) per prompt folder of the reference layout."""
+    if not folder.is_dir():
+        raise HermesBenchError(f"{folder} is not a folder of GenEval samples (<00000>/metadata.jsonl + samples/)")
+    found = []
+    for prompt_dir in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()):
+        meta_file = prompt_dir / "metadata.jsonl"
+        if not meta_file.is_file():
+            raise HermesBenchError(f"{prompt_dir} has no metadata.jsonl")
+        try:
+            record = _validate(json.loads(meta_file.read_text()), str(meta_file))
+        except json.JSONDecodeError as err:
+            raise HermesBenchError(f"{meta_file} is not JSON ({err.msg})") from None
+        images = sorted(p for p in (prompt_dir / "samples").glob("*.png") if p.stem.isdigit())
+        found.append((int(prompt_dir.name), record, images))
+    if not found:
+        raise HermesBenchError(f"{folder} holds no prompt folders (<00000>/metadata.jsonl + samples/<0000>.png)")
+    return found
+
+
+def score_folder(folder: Path, detector: Detector, detector_key: object, cache: SampleCache,
+                 progress: bool = True, batch_size: int = 16, n_prompts: int | None = None) -> list[dict]:
+    """One record per image (of the first n_prompts prompt folders, if given); verdicts are cached per batch as
+    they are made, so a rerun does not score twice."""
+    items = [(index, record, k, path) for index, record, paths in read_layout(folder) for k, path in enumerate(paths)
+             if n_prompts is None or index < n_prompts]
+    records = []
+    for start in tqdm(range(0, len(items), batch_size), desc="GenEval scoring", disable=not progress, leave=False):
+        chunk = items[start:start + batch_size]
+        images = [read_image(path) for *_, path in chunk]
+        keys = [digest(detector_key, record, image) for (_, record, _, _), image in zip(chunk, images, strict=True)]
+        todo = [j for j, key in enumerate(keys) if key not in cache]
+        verdicts = {}
+        for j, detections in zip(todo, detector.detect([images[j] for j in todo]) if todo else [], strict=True):
+            record, image = chunk[j][1], images[j]
+            objects = geneval.select(detections, record["tag"])
+            correct, reason = geneval.judge(objects, record,
+                                            lambda found, im=image: detector.colors(im, found, found[0].label))
+            verdicts[keys[j]] = {"correct": correct, "reason": reason, "detections": [
+                [d.label, d.color, round(d.score, 4), d.box] for ds in objects.values() for d in ds]}
+        if verdicts:
+            cache.put_many(verdicts)
+        records += [{"prompt_index": index, "image_index": k, "tag": record["tag"], "prompt": record["prompt"],
+                     "path": str(path), **cache.get(key)} for (index, record, k, path), key in zip(chunk, keys,
+                                                                                                 strict=True)]
+    return records
+
+
+def metrics(records: list[dict]) -> dict[str, float]:
+    return geneval.tag_scores([r["tag"] for r in records], [r["correct"] for r in records])
+
+
+def overall(records: list[dict]) -> float:
+    return metrics(records)["overall"]
+
+
+def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult:
+    """Generate the missing images of the task's prompts, then detect and judge every image."""
+    prompts = load_prompts(spec.config.get("prompts", {}), spec.path.parent)[:settings.limit]
+    setting = settings.detector_setting(spec.config.get("detector", "shapes"))
+    detector = load_detector(setting, settings.device)  # before generating: a bad detector fails fast
+    folder = output / "images" / spec.name
+    computed = generate(model, spec.name, [p["prompt"] for p in prompts], settings.images_per_prompt(spec),
+                        lambda i, images: save(folder, i, prompts[i], images), output, settings.batch_size,
+                        settings.seed, settings.guidance_scale, settings.progress)
+    records = score_folder(folder, detector, setting, SampleCache(output, f"scores.{spec.name}"), settings.progress,
+                           n_prompts=len(prompts))
+    return GenerationResult(metrics(records), records, computed, overall, "prompt_index")
