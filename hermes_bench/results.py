@@ -123,4 +123,5 @@ def load_results(path: Path) -> dict:
         raise HermesBenchError(f"{file} is not valid JSON ({err}): rerun the eval to rewrite it") from None
     if "summary" not in data or "results" not in data:
         raise HermesBenchError(f"{file} is not a hermes-bench results file (no 'summary' or 'results')")
+    data["output"] = str(file.parent)
     return data

@@ -150,3 +150,10 @@ def test_mask2former_clip_detections_and_colours(detectors):
     assert len(colors) == 2 and set(colors) <= set(COLORS)
     assert colors == detector.colors(image, [Detection("car", 0.9, (10, 5, 30, 15), mask=mask),
                                              Detection("car", 0.8, (0, 0, 40, 30))], "car")
+
+
+def test_html_leaderboard_shows_sample_grids_per_tag(gen_run):
+    result = CliRunner().invoke(main, ["leaderboard", str(gen_run), "--format", "html"])
+    assert result.exit_code == 0, result.output
+    assert "<table" in result.output and "<h4>single_object</h4>" in result.output
+    assert result.output.count("data:image/png;base64,") >= 6 + 2  # GenEval samples and DPG grids

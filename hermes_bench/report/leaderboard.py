@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from importlib.resources import files
+from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
+
+from hermes_bench.report.gallery import gallery
 
 FORMATS = ("md", "csv", "latex", "html")
 
@@ -61,5 +64,6 @@ def render(runs: list[dict], fmt: str = "md", details: bool = False, reference: 
     if fmt == "latex":
         return tabulate(df, headers="keys", tablefmt="latex_booktabs", showindex=False)
     if fmt == "html":
-        return df.to_html(index=False, border=0)
+        galleries = [gallery(run, Path(run["output"])) for run in runs if run.get("output")]
+        return df.to_html(index=False, border=0) + "\n" + "\n".join(g for g in galleries if g)
     raise ValueError(f"unknown leaderboard format {fmt!r}: use one of {', '.join(FORMATS)}")

@@ -82,7 +82,7 @@ def score_folder(folder: Path, prompts: list[tuple[str, str]], questions: dict[s
                 answers += judge.answer([IMAGE_PLACEHOLDER + text for _, text in chunk],
                                         [[tile] for tile, _ in chunk], max_new_tokens=JUDGE_MAX_TOKENS)
             cache.put_many({key: [answers[t * len(asked):(t + 1) * len(asked)] for t in range(4)]})
-        records.append(dpg.image_record(item_id, asked, cache.get(key)))
+        records.append({**dpg.image_record(item_id, asked, cache.get(key)), "path": str(path)})
     return records
 
 
