@@ -80,8 +80,7 @@ def test_score_dpg_keeps_what_it_scored_when_an_image_is_wrong(gen_run, gen_mirr
     dpg_dir = gen_mirror / "TencentQQGYLab/ELLA/dpg_bench"
     args = ["score", "dpg", str(folder), "--prompts", str(dpg_dir / "prompts"), "--csv",
             str(dpg_dir / "dpg_bench.csv"), "--judge", str(tiny_janus), "--no-progress"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 2 and "64x48" in result.output and "Traceback" not in result.output
+    _assert_clean_error(CliRunner().invoke(main, args), "64x48", "2x2 grid")
     cache = folder / "hermes-bench" / "cache" / "scores.dpg.rank0.jsonl"
     assert len(cache.read_text().splitlines()) == 1  # coco2 was scored before the bad grid, and kept
     good.save(folder / "partiprompts1.png")
@@ -96,7 +95,9 @@ def test_score_dpg_keeps_what_it_scored_when_an_image_is_wrong(gen_run, gen_mirr
 
 def _assert_clean_error(result, *words):
     assert result.exit_code == 2, result.output
-    line = result.output.strip().splitlines()[-1]
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    line = lines[0]
     assert line.startswith("error: ") and "Traceback" not in result.output, result.output
     for word in words:
         assert word in line, line
