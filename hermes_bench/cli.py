@@ -45,7 +45,7 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
-    for name in ("lm_eval", "lm-eval", "accelerate"):
+    for name in ("lm_eval", "lm-eval", "accelerate", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -51,7 +51,8 @@ class Mask2FormerClip(Detector):
             self.clip = AutoModel.from_pretrained(clip_id).to(device).eval()
         except OSError as err:
             raise HermesBenchError(f"cannot load the GenEval detector ({detector_id}, {clip_id}): "
-                                   f"{str(err).splitlines()[0]}") from None
+                                   f"{str(err).split('. ')[0]}; pass local folders with --detector-model and "
+                                   "--clip-model") from None
         self.device = device
         self.batch_size = batch_size
         labels = self.segmenter.config.id2label
