@@ -155,8 +155,8 @@ def score_command(benchmark, folder, output, detector_model, clip_model, judge, 
     """Score images any model made, laid out as the benchmark's reference scripts expect
     (GenEval: FOLDER/<00000>/metadata.jsonl + samples/<0000>.png; DPG-Bench: FOLDER/<item_id>.png grids)."""
     _quiet_libraries()
-    from hermes_bench.evaluate import ScoreConfig, score_images
     from hermes_bench.report.leaderboard import render
+    from hermes_bench.score import ScoreConfig, score_images
 
     run = score_images(ScoreConfig(benchmark, folder, output, device, batch_size=batch_size,
                                    detector_model=detector_model, clip_model=clip_model, judge=judge,

@@ -1,0 +1,68 @@
+"""Scoring images another model made, in a benchmark's reference layout, into a run like any other."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hermes_bench.detectors import load_detector
+from hermes_bench.errors import HermesBenchError
+from hermes_bench.models import resolve_device
+from hermes_bench.registry import Registry
+from hermes_bench.results import SampleCache
+from hermes_bench.runners import dpg as dpg_runner
+from hermes_bench.runners import geneval as geneval_runner
+from hermes_bench.runners.generation import GenerationResult, GenerationSettings
+from hermes_bench.scoring import dpg
+from hermes_bench.summary import scored_generation, write_run
+
+
+@dataclass
+class ScoreConfig:
+    """Scoring images another model made, in a benchmark's reference layout."""
+
+    benchmark: str  # "geneval" | "dpg"
+    folder: Path
+    output: Path | None = None  # None: <folder>/hermes-bench
+    device: str = "auto"
+    seed: int = 0
+    batch_size: int = 32
+    detector_model: str | None = None
+    clip_model: str | None = None
+    judge: str | None = None
+    prompts_dir: Path | None = None  # DPG-Bench
+    csv: Path | None = None  # DPG-Bench
+    compat: bool = False  # DPG-Bench: the reference's category quirk
+    progress: bool = True
+
+
+def score_images(cfg: ScoreConfig) -> dict:
+    """The task's scorer on a folder of images, written as a run with the same results schema."""
+    registry = Registry()
+    spec = registry.get([cfg.benchmark])[0]
+    output = cfg.output or cfg.folder / "hermes-bench"
+    settings = GenerationSettings(cfg.batch_size, None, cfg.seed, 0.0, resolve_device(cfg.device), cfg.progress,
+                                  cfg.detector_model, cfg.clip_model, cfg.judge)
+    start = time.perf_counter()
+    if cfg.benchmark == "geneval":
+        setting = settings.detector_setting(spec.config.get("detector", "mask2former"))
+        detector = load_detector(setting, settings.device)
+        records = geneval_runner.score_folder(cfg.folder, detector, setting,
+                                              SampleCache(output, f"scores.{spec.name}"), cfg.progress)
+        result = GenerationResult(geneval_runner.metrics(records), records, 0, geneval_runner.overall,
+                                  "prompt_index")
+    else:
+        if cfg.prompts_dir is None or cfg.csv is None:
+            raise HermesBenchError("scoring DPG-Bench images needs --prompts DIR and --csv FILE of the benchmark")
+        prompts, questions = dpg_runner.load_prompts(cfg.prompts_dir, cfg.csv)
+        judge = settings.load_judge(spec.config.get("judge"))
+        records = dpg_runner.score_folder(cfg.folder, prompts, questions, judge,
+                                          SampleCache(output, f"scores.{spec.name}"), cfg.batch_size, cfg.progress)
+        result = GenerationResult(dpg_runner.metrics(records, cfg.compat), records, 0, dpg.dpg_score, "item_id")
+    scored = [scored_generation(spec, result, output)]
+    model_info = {"name": f"images in {cfg.folder}", "path": str(cfg.folder), "weights_sha256": None,
+                  "family": None}
+    provenance = {"seed": cfg.seed, "scored_folder": str(cfg.folder), "tasks": [spec.name]}
+    return write_run(output, scored, model_info, provenance, cfg.seed, start,
+                      {"scoring_s": time.perf_counter() - start}, 0.0)
