@@ -77,7 +77,7 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
         metrics = {name: _clean(results["results"][name]) for name in (spec.name, *spec.members)}
         parts = []
         for leaf in spec.leaves or (spec.name,):
-            samples = results["samples"][leaf]
+            samples = sorted(results["samples"][leaf], key=lambda s: s["doc_id"])  # same order however sharded
             atomic_write_jsonl(output / f"samples_{leaf}.jsonl", (
                 {"doc_id": s["doc_id"], "doc": _json_safe_doc(s["doc"]), "target": s["target"],
                  "prompt": s["arguments"][0][0], "response": s["resps"][0][0],
@@ -92,7 +92,7 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
     return scored
 
 
-def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> Scored:
+def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> Scored | None:
     benchmark = spec.config.get("benchmark", "geneval")
     if benchmark not in GENERATION_RUNNERS:
         raise HermesBenchError(f"task {spec.name} ({spec.path}): benchmark must be one of "
@@ -101,7 +101,9 @@ def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Pa
     settings = GenerationSettings(cfg.batch_size, cfg.limit, cfg.seed, guidance, resolve_device(cfg.device),
                                   cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge)
     result = GENERATION_RUNNERS[benchmark](model, spec, settings, output)
-    stats[f"{spec.name}_prompts_computed"] = result.computed
+    if result is None:  # not the main process: it has done its share of the images
+        return None
+    stats[f"{spec.name}_prompts_computed"] = result.computed  # by this process
     return scored_generation(spec, result, output, guidance_scale=guidance)
 
 
@@ -116,6 +118,8 @@ def run_eval(cfg: EvalConfig) -> dict:
             raise HermesBenchError(f"--data-dir {cfg.data_dir} is not a folder: pass a mirror laid out as "
                                    "<dir>/<org>/<dataset> (see README)")
         os.environ[DATA_DIR_ENV] = str(cfg.data_dir.resolve())  # read by the tasks' dataset hooks
+    # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
+    PartialState(cpu=resolve_device(cfg.device) == "cpu")
     model = load_model(cfg.model, cfg.device, cfg.dtype)
     output = cfg.output or default_output(model.name)
     transformers.set_seed(cfg.seed)
@@ -125,7 +129,10 @@ def run_eval(cfg: EvalConfig) -> dict:
     understanding = [s for s in specs if s.kind == "understanding"]
     scored = _understanding(model, understanding, cfg, output, stats) if understanding else []
     stages["understanding_s"] = time.perf_counter() - start
-    scored += [_generation(model, s, cfg, output, stats) for s in specs if s.kind == "generation"]
+    for spec in (s for s in specs if s.kind == "generation"):
+        scored_task = _generation(model, spec, cfg, output, stats)
+        if scored_task is not None:
+            scored.append(scored_task)
     stages["generation_s"] = time.perf_counter() - start - stages["understanding_s"]
     if not PartialState().is_main_process:
         return {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from accelerate import PartialState
 from PIL import Image
 from tqdm import tqdm
 
@@ -90,8 +91,9 @@ def metrics(records: list[dict], compat: bool = False) -> dict[str, float]:
     return {"dpg": dpg.dpg_score(records), **dpg.category_scores(records, compat)}
 
 
-def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult:
-    """Generate the missing grids of the task's prompts, then ask the judge every question about every tile."""
+def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:
+    """Generate the missing grids of the task's prompts, then ask the judge every question about every tile
+    (on the main process; the others return None once their share of the grids is done)."""
     prompts, questions = load_prompts(*locate(spec.config.get("prompts", {}), spec.path.parent))
     prompts = prompts[:settings.limit]
     judge = settings.load_judge(spec.config.get("judge"))  # before generating: a missing judge fails fast
@@ -99,6 +101,8 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
     computed = generate(model, spec.name, [text for _, text in prompts], settings.images_per_prompt(spec),
                         lambda i, images: save(folder, prompts[i][0], images), output, settings.batch_size,
                         settings.seed, settings.guidance_scale, settings.progress)
+    if not PartialState().is_main_process:
+        return None
     records = score_folder(folder, prompts, questions, judge, SampleCache(output, f"scores.{spec.name}"),
                            settings.batch_size, settings.progress)
     return GenerationResult(metrics(records, spec.config.get("compat", False)), records, computed, dpg.dpg_score,

@@ -12,6 +12,7 @@ import os
 import urllib.request
 from pathlib import Path
 
+from accelerate import PartialState
 from tqdm import tqdm
 
 from hermes_bench.detectors import load_detector
@@ -164,8 +165,9 @@ def overall(records: list[dict]) -> float:
     return metrics(records)["overall"]
 
 
-def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult:
-    """Generate the missing images of the task's prompts, then detect and judge every image."""
+def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:
+    """Generate the missing images of the task's prompts, then detect and judge every image (on the main
+    process; the others return None once their share of the images is done)."""
     prompts = load_prompts(spec.config.get("prompts", {}), spec.path.parent)[:settings.limit]
     setting = settings.detector_setting(spec.config.get("detector", "shapes"))
     detector = load_detector(setting, settings.device)  # before generating: a bad detector fails fast
@@ -173,6 +175,8 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
     computed = generate(model, spec.name, [p["prompt"] for p in prompts], settings.images_per_prompt(spec),
                         lambda i, images: save(folder, i, prompts[i], images), output, settings.batch_size,
                         settings.seed, settings.guidance_scale, settings.progress)
+    if not PartialState().is_main_process:
+        return None
     records = score_folder(folder, detector, setting, SampleCache(output, f"scores.{spec.name}"), settings.progress,
                            n_prompts=len(prompts))
     return GenerationResult(metrics(records), records, computed, overall, "prompt_index")
