@@ -158,3 +158,38 @@ def test_html_leaderboard_shows_sample_grids_per_tag(gen_run):
     assert result.exit_code == 0, result.output
     assert "<table" in result.output and "<h4>single_object</h4>" in result.output
     assert result.output.count("data:image/png;base64,") >= 6 + 2  # GenEval samples and DPG grids
+
+
+def test_geneval_prompts_are_fetched_once_and_checked(tmp_path, monkeypatch):
+    """The first use fetches the reference file (here from a file:// address) and caches it with its sha256."""
+    from hub_mirror import geneval_records
+
+    from hermes_bench.errors import HermesBenchError
+    from hermes_bench.runners import geneval
+
+    source = tmp_path / "evaluation_metadata.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in geneval_records()))
+    monkeypatch.setattr(geneval, "REFERENCE_URL", source.as_uri())
+    monkeypatch.setenv("HERMES_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HERMES_BENCH_DATA_DIR", raising=False)
+    assert len(geneval.reference_metadata()) == 553
+    source.unlink()  # the cached copy serves from now on
+    assert len(geneval.reference_metadata()) == 553
+    cached = tmp_path / "cache" / "geneval" / "evaluation_metadata.jsonl"
+    cached.write_text(cached.read_text().replace("dog", "cat", 1))
+    with pytest.raises(HermesBenchError, match="sha256"):
+        geneval.reference_metadata()
+
+
+def test_a_short_metadata_file_is_not_taken_for_the_reference(tmp_path, monkeypatch):
+    from hub_mirror import geneval_records
+
+    from hermes_bench.errors import HermesBenchError
+    from hermes_bench.runners import geneval
+
+    path = tmp_path / "djghosh13/geneval/prompts/evaluation_metadata.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in geneval_records()[:10]))
+    monkeypatch.setenv("HERMES_BENCH_DATA_DIR", str(tmp_path))
+    with pytest.raises(HermesBenchError, match="expected 553 prompts"):
+        geneval.reference_metadata()
