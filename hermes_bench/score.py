@@ -13,8 +13,7 @@ from hermes_bench.registry import Registry
 from hermes_bench.results import SampleCache
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
-from hermes_bench.runners.generation import GenerationResult, GenerationSettings
-from hermes_bench.scoring import dpg
+from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.summary import scored_generation, write_run
 
 
@@ -50,8 +49,7 @@ def score_images(cfg: ScoreConfig) -> dict:
         detector = load_detector(setting, settings.device)
         records = geneval_runner.score_folder(cfg.folder, detector, setting,
                                               SampleCache(output, f"scores.{spec.name}"), cfg.progress)
-        result = GenerationResult(geneval_runner.metrics(records), records, 0, geneval_runner.overall,
-                                  "prompt_index")
+        result = geneval_runner.result(records)
     else:
         if cfg.prompts_dir is None or cfg.csv is None:
             raise HermesBenchError("scoring DPG-Bench images needs --prompts DIR and --csv FILE of the benchmark")
@@ -59,10 +57,10 @@ def score_images(cfg: ScoreConfig) -> dict:
         judge = settings.load_judge(spec.config.get("judge"))
         records = dpg_runner.score_folder(cfg.folder, prompts, questions, judge,
                                           SampleCache(output, f"scores.{spec.name}"), cfg.batch_size, cfg.progress)
-        result = GenerationResult(dpg_runner.metrics(records, cfg.compat), records, 0, dpg.dpg_score, "item_id")
+        result = dpg_runner.result(records, compat=cfg.compat)
     scored = [scored_generation(spec, result, output)]
     model_info = {"name": f"images in {cfg.folder}", "path": str(cfg.folder), "weights_sha256": None,
                   "family": None}
     provenance = {"seed": cfg.seed, "scored_folder": str(cfg.folder), "tasks": [spec.name]}
     return write_run(output, scored, model_info, provenance, cfg.seed, start,
-                      {"scoring_s": time.perf_counter() - start}, 0.0)
+                     {"scoring_s": time.perf_counter() - start}, 0.0)

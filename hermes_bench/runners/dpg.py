@@ -105,5 +105,8 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
         return None
     records = score_folder(folder, prompts, questions, judge, SampleCache(output, f"scores.{spec.name}"),
                            settings.batch_size, settings.progress)
-    return GenerationResult(metrics(records, spec.config.get("compat", False)), records, computed, dpg.dpg_score,
-                            "item_id")
+    return result(records, computed, spec.config.get("compat", False))
+
+
+def result(records: list[dict], computed: int = 0, compat: bool = False) -> GenerationResult:
+    return GenerationResult(metrics(records, compat), records, computed, dpg.dpg_score, "item_id")

@@ -179,4 +179,8 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
         return None
     records = score_folder(folder, detector, setting, SampleCache(output, f"scores.{spec.name}"), settings.progress,
                            n_prompts=len(prompts))
+    return result(records, computed)
+
+
+def result(records: list[dict], computed: int = 0) -> GenerationResult:
     return GenerationResult(metrics(records), records, computed, overall, "prompt_index")
