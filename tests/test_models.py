@@ -59,3 +59,28 @@ def test_unsupported_model_type_lists_the_supported_ones(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(HermesBenchError, match="supported types are janus"):
         load_model(str(tmp_path))
+
+
+CHAT_TEMPLATE = (  # a Janus-style template: "<|User|>: ...\n\n<|Assistant|>:"
+    "{% for message in messages %}<|User|>: {% for c in message['content'] %}"
+    "{% if c['type'] == 'image' %}<image_placeholder>{{ '\\n' }}{% else %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{{ '\\n\\n' }}{% endfor %}{% if add_generation_prompt %}<|Assistant|>:{% endif %}")
+
+
+def test_the_chat_template_is_used_when_the_processor_has_one(tiny_janus, tmp_path):
+    import random
+    import shutil
+
+    from transformers import AutoProcessor
+
+    folder = tmp_path / "templated"
+    shutil.copytree(tiny_janus, folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.chat_template = CHAT_TEMPLATE
+    processor.save_pretrained(folder)
+    model = load_model(str(folder), device="cpu")
+    assert model._prompt("<image>Is it red?", 1) == "<|User|>: <image_placeholder>\nIs it red?\n\n<|Assistant|>:"
+    assert model._prompt("a red circle", 0, "image") == "<|User|>: a red circle\n\n<|Assistant|>:"
+    image = render(sample_scene(random.Random(0)))
+    assert len(model.answer(["<image>Is it red?"], [[image]], max_new_tokens=2)) == 1
+    assert len(model.generate_images(["a red circle"], n=2, guidance_scale=2.0, seed=0)[0]) == 2

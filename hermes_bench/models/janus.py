@@ -36,7 +36,7 @@ class JanusModel(UnifiedModel):
             if part:
                 content.append({"type": "text", "text": part})
         return self.processor.apply_chat_template([{"role": "user", "content": content}],
-                                                  add_generation_prompt=True, generation_mode=generation_mode)
+                                                  add_generation_prompt=True)
 
     @torch.inference_mode()
     def _answer(self, prompts, images, max_new_tokens, do_sample, temperature, top_k):
