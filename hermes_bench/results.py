@@ -83,15 +83,16 @@ class SampleCache:
         self.path = folder / "cache" / f"{kind}.rank{rank}.jsonl"
         self.values: dict[str, Any] = {}
         for f in sorted(self.path.parent.glob(f"{kind}.rank*.jsonl")):
-            for line in f.read_text().splitlines():
+            text = f.read_text()
+            for line in text.splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line torn by a kill
                 self.values[row["key"]] = row["value"]
-        if self.path.exists() and not self.path.read_bytes().endswith(b"\n"):
-            with self.path.open("a") as fh:
-                fh.write("\n")  # later appends start on a fresh line after a torn one
+            if f == self.path and text and not text.endswith("\n"):
+                with self.path.open("a") as fh:
+                    fh.write("\n")  # later appends start on a fresh line after a torn one
         self.computed = 0
 
     def __contains__(self, key: str) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from hermes_bench.scoring.geneval import Detection
+from hermes_bench.scoring.geneval import Detection, known_colors
 
 
 class Detector(ABC):
@@ -17,4 +17,4 @@ class Detector(ABC):
 
     def colors(self, image: Image.Image, detections: Sequence[Detection], classname: str) -> list[str]:
         """The colour of each detection; by default the one the detector already knows."""
-        return [d.color or "" for d in detections]
+        return known_colors(detections)
