@@ -100,6 +100,44 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
     click.echo(render([run], "md"))
 
 
+@main.group("world")
+def world_group() -> None:
+    """The embedded shapes world: train its model."""
+
+
+@world_group.command("train")
+@click.option("--output", type=click.Path(path_type=Path), required=True, help="Folder for the trained model.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--scenes", type=int, default=None, help="Training scenes (default: the recipe's).")
+@click.option("--vq-steps", type=int, default=None, help="VQ tokenizer steps (default: the recipe's).")
+@click.option("--lm-steps", type=int, default=None, help="Joint language-model steps (default: the recipe's).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
+@click.option("--guidance-scales", default="1.5,2,3,4,6", show_default=True,
+              help="CFG scales to validate; the best becomes the model's default.")
+@click.option("--eval-limit", type=int, default=None, help="At most N samples per task in the model card's eval.")
+@_friendly
+def world_train_command(output, seed, scenes, vq_steps, lm_steps, device, guidance_scales, eval_limit) -> None:
+    """Train the shapes-world tiny Janus from scratch, pick its CFG scale, evaluate it, write its model card."""
+    _quiet_libraries()
+    from dataclasses import replace
+
+    from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, run_eval
+    from hermes_bench.models import resolve_device
+    from hermes_bench.world.release import select_guidance, write_card
+    from hermes_bench.world.training import TrainConfig, train_embedded
+
+    config = TrainConfig(seed=seed, device=resolve_device(device))
+    config = replace(config, scenes=scenes or config.scenes, vq_steps=vq_steps or config.vq_steps,
+                     lm_steps=lm_steps or config.lm_steps)
+    record = train_embedded(output, config, log=click.echo)
+    scales = tuple(float(x) for x in _csv(guidance_scales))
+    guidance = select_guidance(output, scales, device=config.device)
+    click.echo("guidance validation: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in guidance.items()))
+    run = run_eval(EvalConfig(model=str(output), tasks=(*DEFAULT_TASKS, "shapes_gap"), output=output / "eval",
+                              limit=eval_limit, device=config.device, progress=False))
+    click.echo(f"model card: {write_card(output, record, guidance, run)}")
+
+
 @main.command("tasks")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path))
 @_friendly

@@ -19,12 +19,13 @@ from hermes_bench.registry import Registry, TaskSpec
 from hermes_bench.results import atomic_write_jsonl
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
+from hermes_bench.runners import shapes_gap as shapes_gap_runner
 from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.runners.understanding import run_understanding
 from hermes_bench.summary import Part, Scored, scored_generation, write_run
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
-GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run}
+GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run, "shapes_gap": shapes_gap_runner.run}
 
 
 @dataclass
@@ -129,7 +130,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     understanding = [s for s in specs if s.kind == "understanding"]
     scored = _understanding(model, understanding, cfg, output, stats) if understanding else []
     stages["understanding_s"] = time.perf_counter() - start
-    for spec in (s for s in specs if s.kind == "generation"):
+    for spec in (s for s in specs if s.kind in ("generation", "gap")):
         scored_task = _generation(model, spec, cfg, output, stats)
         if scored_task is not None:
             scored.append(scored_task)

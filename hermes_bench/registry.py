@@ -1,7 +1,8 @@
 """The task registry: every YAML under tasks/ (and any --include-path) is a task or a group.
 
 Understanding tasks are lm-eval task YAMLs (they also run under plain `lm_eval --include_path`); generation
-tasks are ours (`kind: generation`). Both say what their headline is in `metadata`:
+tasks are ours (`kind: generation`), and so are homologous gap tasks (`kind: gap`). All say what their
+headline is in `metadata`:
   headline: the metric that sums the task up; headline_max: its best value (the scale to [0, 1]);
   source: where the data comes from.
 """
@@ -23,7 +24,7 @@ BUILTIN_TASKS = Path(str(files("hermes_bench.tasks")))
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # "understanding" | "generation"
+    kind: str  # "understanding" | "generation" | "gap" (both sides on homologous data)
     path: Path
     headline: str
     headline_max: float
@@ -53,13 +54,13 @@ def _spec(path: Path, config: dict) -> TaskSpec | None:
     if not isinstance(name, str):
         return None  # a template meant for `include:`
     meta = config.get("metadata") or {}
-    if config.get("kind") == "generation":
-        kind = "generation"
+    if config.get("kind") in ("generation", "gap"):
+        kind = config["kind"]
     elif "group" in config or "output_type" in config:
         kind = "understanding"
     else:
         raise HermesBenchError(f"malformed task YAML {path}: task {name!r} has neither lm-eval's output_type "
-                               "nor 'kind: generation'")
+                               "nor 'kind: generation' / 'kind: gap'")
     if "headline" not in meta:
         raise HermesBenchError(f"malformed task YAML {path}: metadata.headline is missing for {name!r}; "
                                "name the metric that sums the task up")

@@ -1,10 +1,12 @@
 import json
+import re
 
 import pytest
 import torch
 
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.models import EMBEDDED_NAME, load_model
+from hermes_bench.models import EMBEDDED_DIR, EMBEDDED_NAME, load_model
+from hermes_bench.world.release import WEIGHTS, sha256
 from hermes_bench.world.scene import IMAGE_SIZE, render, sample_scene
 
 
@@ -41,9 +43,14 @@ def test_bf16_is_honoured(tiny_janus):
     assert model.model.dtype == torch.bfloat16
 
 
-def test_embedded_default_is_built_offline_and_named():
+def test_embedded_default_ships_trained_weights_whose_hash_the_model_card_records():
     model = load_model(None, device="cpu")
-    assert model.name == EMBEDDED_NAME and (model.path / "config.json").is_file()
+    assert model.name == EMBEDDED_NAME and model.path == EMBEDDED_DIR
+    card = (EMBEDDED_DIR / "README.md").read_text()
+    recorded = re.search(r"sha256 `([0-9a-f]{64})`", card).group(1)
+    assert model.weights_sha256() == recorded == sha256(EMBEDDED_DIR / WEIGHTS)
+    assert (EMBEDDED_DIR / WEIGHTS).stat().st_size <= 10 * 2**20
+    assert f"## Default CFG scale: {model.default_guidance_scale:g}" in card
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -84,3 +91,9 @@ def test_the_chat_template_is_used_when_the_processor_has_one(tiny_janus, tmp_pa
     image = render(sample_scene(random.Random(0)))
     assert len(model.answer(["<image>Is it red?"], [[image]], max_new_tokens=2)) == 1
     assert len(model.generate_images(["a red circle"], n=2, guidance_scale=2.0, seed=0)[0]) == 2
+
+
+def test_janus_refuses_a_guidance_scale_its_generate_cannot_run(tiny_janus):
+    model = load_model(str(tiny_janus), device="cpu", dtype="float32")
+    with pytest.raises(HermesBenchError, match="CFG scale above 1"):
+        model.generate_images(["a red circle"], n=1, guidance_scale=1.0, seed=0)

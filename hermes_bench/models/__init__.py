@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
+from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -15,8 +14,8 @@ from hermes_bench.models.base import UnifiedModel
 from hermes_bench.models.janus import JanusModel
 
 FAMILIES = {"janus": JanusModel}
-EMBEDDED_NAME = "shapes-janus-tiny (embedded default, random init, seed 0)"
-_EMBEDDED_DIR = "shapes-janus-tiny-random-v1"
+EMBEDDED_NAME = "shapes-janus-tiny (embedded default)"
+EMBEDDED_DIR = Path(str(files("hermes_bench.models"))) / "shapes_janus_tiny"  # trained: see its README.md
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -25,19 +24,11 @@ def cache_dir() -> Path:
 
 
 def embedded_model_dir() -> Path:
-    """The embedded default, built offline on first use (atomically, so a killed build leaves nothing)."""
-    from hermes_bench.models.tiny import build_tiny_janus
-
-    target = cache_dir() / _EMBEDDED_DIR
-    if not (target / "config.json").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-        build_tiny_janus(tmp, seed=0)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    """The embedded default: a tiny Janus trained on the shapes world, shipped inside the package."""
+    if not (EMBEDDED_DIR / "model.safetensors").is_file():
+        raise HermesBenchError(f"the embedded model is missing from {EMBEDDED_DIR}: reinstall hermes-bench, or "
+                               "pass --model")
+    return EMBEDDED_DIR
 
 
 def resolve_device(device: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from transformers import AutoProcessor, JanusForConditionalGeneration
 
+from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
 
 
@@ -50,6 +51,8 @@ class JanusModel(UnifiedModel):
 
     @torch.inference_mode()
     def _generate_images(self, prompts, n, guidance_scale, seed):
+        if guidance_scale <= 1:  # Janus' generate always batches the unconditional branch, which CFG > 1 folds in
+            raise HermesBenchError(f"guidance scale {guidance_scale:g}: Janus needs a CFG scale above 1")
         texts = [self._prompt(p, 0, generation_mode="image") for p in prompts]
         inputs = self.processor(text=texts, generation_mode="image", padding=True, return_tensors="pt")
         torch.manual_seed(seed)

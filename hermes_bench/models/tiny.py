@@ -21,6 +21,7 @@ from transformers.models.janus.configuration_janus import JanusVisionConfig, Jan
 
 from hermes_bench.world import language
 from hermes_bench.world.benchmarks import POPE_SPLITS, geneval_metadata
+from hermes_bench.world.questions import question_pairs
 from hermes_bench.world.scene import IMAGE_SIZE, sample_scene
 
 SPECIAL = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>", "<image_placeholder>",
@@ -31,15 +32,12 @@ BOS, EOS, PAD, IMAGE, BOI, EOI = range(len(SPECIAL))
 def world_corpus(seed: int = 0, n: int = 400) -> list[str]:
     """Texts covering the world's vocabulary: captions, questions, answers and generation prompts."""
     rng = random.Random(seed)
-    texts = ["yes", "no", "Yes", "No", language.YES_NO_SUFFIX.strip(),
+    texts = ["yes", "no", "Yes", "No", language.YES_NO_SUFFIX.strip(), language.CAPTION_PROMPT,
              "Answer the question using a single word or phrase."]
     for _ in range(n):
         scene = sample_scene(rng)
-        obj = rng.choice(scene.objects)
-        texts += [language.caption(scene), language.existence_question(obj.name),
-                  language.count_question(obj.name, rng.randint(1, 4)),
-                  language.color_question(obj.shape, obj.color),
-                  language.position_question(obj.name, rng.choice(language.RELATIONS), obj.name)]
+        texts += [language.caption(scene), language.caption(scene, colors=False)]
+        texts += [q.text for pair in question_pairs(scene, rng) for q in pair]
     texts += [m["prompt"] for m in geneval_metadata(20, seed)] + list(POPE_SPLITS)
     return texts
 
@@ -58,9 +56,9 @@ def build_tokenizer(corpus: list[str], vocab_size: int = 512) -> PreTrainedToken
                                                    "eoi_token": SPECIAL[EOI]})
 
 
-def build_tiny_janus(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int = 2,
-                     guidance_scale: float = 2.0) -> Path:
-    """Save a randomly initialised tiny Janus (model + processor) to out_dir with save_pretrained."""
+def tiny_janus(seed: int = 0, hidden: int = 64, layers: int = 2, vision_layers: int | None = None,
+               guidance_scale: float = 2.0) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
+    """A randomly initialised tiny Janus and its processor: 32x32 images, a 4x4 grid of image tokens."""
     tokenizer = build_tokenizer(world_corpus(seed))
     patch = 8
     processor = JanusProcessor(
@@ -71,8 +69,8 @@ def build_tiny_janus(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int
         text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                                 num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                                 bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD),
-        vision_config=JanusVisionConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-                                        mlp_ratio=2, image_size=IMAGE_SIZE, patch_size=patch,
+        vision_config=JanusVisionConfig(hidden_size=hidden, num_hidden_layers=vision_layers or layers,
+                                        num_attention_heads=4, mlp_ratio=2, image_size=IMAGE_SIZE, patch_size=patch,
                                         num_image_tokens=(IMAGE_SIZE // patch) ** 2, projection_dim=hidden),
         vq_config=JanusVQVAEConfig(embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32,
                                    channel_multiplier=[1, 1, 1, 1], num_res_blocks=1, projection_dim=hidden,
@@ -83,6 +81,13 @@ def build_tiny_janus(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int
     model.generation_config = GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
                                                generation_kwargs={"boi_token_id": BOI},
                                                guidance_scale=guidance_scale)
+    return model, processor
+
+
+def build_tiny_janus(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int = 2,
+                     guidance_scale: float = 2.0) -> Path:
+    """Save a randomly initialised tiny Janus (model + processor) to out_dir with save_pretrained."""
+    model, processor = tiny_janus(seed, hidden, layers, guidance_scale=guidance_scale)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir

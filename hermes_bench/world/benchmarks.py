@@ -9,12 +9,14 @@ from __future__ import annotations
 import io
 import random
 from collections import Counter
+from dataclasses import dataclass
 from itertools import combinations
 
 import datasets
 
 from hermes_bench.scoring.geneval import TAGS, Detection, relative_position
 from hermes_bench.world import language
+from hermes_bench.world.questions import Question, question_pairs, relations
 from hermes_bench.world.scene import COLORS, SHAPES, Scene, render, sample_scene
 
 POPE_SPLITS = ("random", "popular", "adversarial")
@@ -133,3 +135,37 @@ def mme(n_images: int, seed: int) -> datasets.DatasetDict:
 def geneval_metadata(n_per_tag: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [language.geneval_prompt(rng, tag) for tag in TAGS for _ in range(n_per_tag)]
+
+
+@dataclass(frozen=True)
+class HomologousItem:
+    """A scene, its caption and yes/no questions whose answers the caption alone determines (so they can be
+    asked of the real image and of any image generated from the caption)."""
+
+    scene: Scene
+    caption: str
+    questions: tuple[Question, ...]
+    truths: tuple[bool, ...]
+
+
+def homologous(n_scenes: int, seed: int) -> list[HomologousItem]:
+    """A third of the scenes are two objects in one clear relation, captioned GenEval's way ('a red circle
+    left of a blue square') and asked about position too; the rest get the full caption."""
+    rng = random.Random(seed)
+    items = []
+    for i in range(n_scenes):
+        kinds = ("existence", "color", "shape", "count")
+        if i % 3 == 2:
+            scene, rel = sample_scene(rng, 2), set()
+            while len(rel) != 1:
+                scene = sample_scene(rng, 2)
+                rel = relations(*scene.objects)
+            a, b = scene.objects
+            caption, kinds = language.relation_caption(a.name, rel.pop(), b.name), (*kinds, "position")
+        else:
+            scene = sample_scene(rng)
+            caption = language.caption(scene)
+        pairs = question_pairs(scene, rng, kinds)
+        items.append(HomologousItem(scene, caption, tuple(q for p in pairs for q in p),
+                                    tuple(t for _ in pairs for t in (True, False))))
+    return items

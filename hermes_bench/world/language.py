@@ -10,6 +10,7 @@ from hermes_bench.world.scene import COLORS, MAX_OBJECTS, SHAPES, Scene
 NUMBERS = ("zero", "one", "two", "three", "four")
 RELATIONS = ("left of", "right of", "above", "below")
 YES_NO_SUFFIX = " Please answer yes or no."
+CAPTION_PROMPT = "Describe the image in one sentence."
 
 
 def plural(noun: str) -> str:
@@ -20,11 +21,17 @@ def counted(n: int, noun: str) -> str:
     return f"a {noun}" if n == 1 else f"{NUMBERS[n]} {plural(noun)}"
 
 
-def caption(scene: Scene) -> str:
-    """'two red circles and a blue square', objects grouped by name in order of appearance."""
-    counts = Counter(o.name for o in scene.objects)
+def caption(scene: Scene, colors: bool = True) -> str:
+    """'two red circles and a blue square' (or 'two circles and a square' without colours), objects grouped
+    by name in order of appearance."""
+    counts = Counter(o.name if colors else o.shape for o in scene.objects)
     parts = [counted(n, name) for name, n in counts.items()]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def relation_caption(a: str, relation: str, b: str) -> str:
+    """GenEval's position phrasing: 'a red circle left of a blue square'."""
+    return f"a {a} {relation} a {b}"
 
 
 def existence_question(name: str) -> str:
@@ -42,6 +49,10 @@ def position_question(a: str, relation: str, b: str) -> str:
 
 def color_question(shape: str, color: str) -> str:
     return f"Is the {shape} {color}?"
+
+
+def shape_question(color: str, shape: str) -> str:
+    return f"Is the {color} object a {shape}?"
 
 
 def geneval_prompt(rng: random.Random, tag: str) -> dict:
@@ -65,7 +76,7 @@ def geneval_prompt(rng: random.Random, tag: str) -> dict:
         a, b = rng.sample(shapes, 2)
         rel = rng.choice(RELATIONS)
         return {"tag": tag, "include": [{"class": b, "count": 1}, {"class": a, "count": 1, "position": [rel, 0]}],
-                "prompt": f"a {a} {rel} a {b}"}
+                "prompt": relation_caption(a, rel, b)}
     if tag == "color_attr":
         a, b = rng.sample(shapes, 2)
         ca, cb = rng.sample(colors, 2)
