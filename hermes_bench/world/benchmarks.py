@@ -14,9 +14,9 @@ from itertools import combinations
 
 import datasets
 
-from hermes_bench.scoring.geneval import TAGS, Detection, relative_position
+from hermes_bench.scoring.geneval import TAGS
 from hermes_bench.world import language
-from hermes_bench.world.questions import Question, question_pairs, relations
+from hermes_bench.world.questions import OPPOSITE, Question, clear_pairs, question_pairs, relations, unique
 from hermes_bench.world.scene import COLORS, SHAPES, Scene, render, sample_scene
 
 POPE_SPLITS = ("random", "popular", "adversarial")
@@ -72,11 +72,6 @@ def pope(split: str, n_images: int, seed: int, probes: int = 2) -> datasets.Data
     return _image_dataset(rows)
 
 
-def _unique(scene: Scene, key) -> list:
-    counts = Counter(key(o) for o in scene.objects)
-    return [o for o in scene.objects if counts[key(o)] == 1]
-
-
 def _mme_pair(subtask: str, scene: Scene, rng: random.Random) -> tuple[str, str] | None:
     """(true question, false question) about the scene, or None if this scene cannot ask it."""
     names = scene.names()
@@ -90,23 +85,17 @@ def _mme_pair(subtask: str, scene: Scene, rng: random.Random) -> tuple[str, str]
         wrong = rng.choice([k for k in range(1, len(language.NUMBERS)) if k != n])
         return language.count_question(name, n), language.count_question(name, wrong)
     if subtask == "position":
-        unique = _unique(scene, lambda o: o.name)
-        opposite = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
-        pairs = []
-        for a, b in combinations(unique, 2):
-            rels = relative_position(Detection("", 1, a.box), Detection("", 1, b.box))
-            if len(rels) == 1:
-                pairs.append((a, b, rels.pop()))
+        pairs = clear_pairs(scene)
         if not pairs:
             return None
         a, b, rel = rng.choice(pairs)
         return (language.position_question(a.name, rel, b.name),
-                language.position_question(a.name, opposite[rel], b.name))
+                language.position_question(a.name, OPPOSITE[rel], b.name))
     if subtask == "color":
-        unique = _unique(scene, lambda o: o.shape)
-        if not unique:
+        candidates = unique(scene, lambda o: o.shape)
+        if not candidates:
             return None
-        obj = rng.choice(unique)
+        obj = rng.choice(candidates)
         wrong = rng.choice([c for c in COLORS if c != obj.color])
         return language.color_question(obj.shape, obj.color), language.color_question(obj.shape, wrong)
     raise ValueError(f"MME subtask must be one of {MME_SUBTASKS}, not {subtask!r}")

@@ -76,9 +76,16 @@ def answer(scene: Scene, q: Question) -> bool | None:
     return q.relation in relations(a[0], b[0])
 
 
-def _unique(scene: Scene, key) -> list[SceneObject]:
+def unique(scene: Scene, key) -> list[SceneObject]:
+    """The objects whose key (name, shape, colour) no other object of the scene shares."""
     counts = Counter(key(o) for o in scene.objects)
     return [o for o in scene.objects if counts[key(o)] == 1]
+
+
+def clear_pairs(scene: Scene) -> list[tuple[SceneObject, SceneObject, str]]:
+    """(a, b, relation of a to b) for uniquely named objects in exactly one relation, in scene order."""
+    return [(a, b, next(iter(rel))) for a, b in combinations(unique(scene, lambda o: o.name), 2)
+            for rel in [relations(a, b)] if len(rel) == 1]
 
 
 def _pair(kind: str, scene: Scene, rng: random.Random) -> tuple[Question, Question] | None:
@@ -98,31 +105,28 @@ def _pair(kind: str, scene: Scene, rng: random.Random) -> tuple[Question, Questi
         wrong = rng.choice([k for k in (n - 1, n + 1) if 1 <= k < len(language.NUMBERS)])
         return Question(kind, noun_color, obj.shape, number=n), Question(kind, noun_color, obj.shape, number=wrong)
     if kind == "color":
-        unique = _unique(scene, lambda o: o.shape)
-        if not unique:
+        candidates = unique(scene, lambda o: o.shape)
+        if not candidates:
             return None
-        obj = rng.choice(unique)
+        obj = rng.choice(candidates)
         others = [c for c in COLORS if c != obj.color]
         seen = [o.color for o in scene.objects if o.color != obj.color]
         wrong = rng.choice(seen) if seen and rng.random() < 0.5 else rng.choice(others)
         return Question(kind, obj.color, obj.shape), Question(kind, wrong, obj.shape)
     if kind == "shape":
-        unique = _unique(scene, lambda o: o.color)
-        if not unique:
+        candidates = unique(scene, lambda o: o.color)
+        if not candidates:
             return None
-        obj = rng.choice(unique)
+        obj = rng.choice(candidates)
         wrong = rng.choice([s for s in SHAPES if s != obj.shape])
         return Question(kind, obj.color, obj.shape), Question(kind, obj.color, wrong)
     if kind == "position":
-        pairs = [(a, b, rel) for a, b in combinations(_unique(scene, lambda o: o.name), 2)
-                 for rel in [relations(a, b)] if len(rel) == 1]
+        pairs = clear_pairs(scene)
         if not pairs:
             return None
         a, b, rel = rng.choice(pairs)
         if rng.random() < 0.5:
-            a, b, rel = b, a, OPPOSITE[next(iter(rel))]
-        else:
-            rel = next(iter(rel))
+            a, b, rel = b, a, OPPOSITE[rel]
         true = Question(kind, a.color, a.shape, relation=rel, other=b.name)
         return true, Question(kind, a.color, a.shape, relation=OPPOSITE[rel], other=b.name)
     raise ValueError(f"question type must be one of {QUESTION_TYPES}, not {kind!r}")
