@@ -22,6 +22,16 @@ from PIL import Image
 RESULTS_FILE = "results.json"
 
 
+def files_sha256(paths: Iterable[Path]) -> str:
+    """One sha256 over the files' bytes, in the order given (read in chunks: weights can be large)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,8 @@ import torch
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import EMBEDDED_DIR, EMBEDDED_NAME, load_model
-from hermes_bench.world.release import WEIGHTS, sha256
+from hermes_bench.results import files_sha256
+from hermes_bench.world.release import WEIGHTS
 from hermes_bench.world.scene import IMAGE_SIZE, render, sample_scene
 
 
@@ -48,7 +49,7 @@ def test_embedded_default_ships_trained_weights_whose_hash_the_model_card_record
     assert model.name == EMBEDDED_NAME and model.path == EMBEDDED_DIR
     card = (EMBEDDED_DIR / "README.md").read_text()
     recorded = re.search(r"sha256 `([0-9a-f]{64})`", card).group(1)
-    assert model.weights_sha256() == recorded == sha256(EMBEDDED_DIR / WEIGHTS)
+    assert model.weights_sha256() == recorded == files_sha256([EMBEDDED_DIR / WEIGHTS])
     assert (EMBEDDED_DIR / WEIGHTS).stat().st_size <= 10 * 2**20
     assert f"## Default CFG scale: {model.default_guidance_scale:g}" in card
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from hermes_bench.cli import main
 from hermes_bench.models import load_model
 from hermes_bench.models.tiny import BOI, BOS, PAD, tiny_janus
-from hermes_bench.world.release import WEIGHTS, sha256
+from hermes_bench.results import files_sha256
+from hermes_bench.world.release import WEIGHTS
 from hermes_bench.world.scene import render, sample_scene
 from hermes_bench.world.training import Tokens, TrainConfig, pixel_tensor, train_embedded, unconditional
 
@@ -38,7 +39,7 @@ def test_world_train_runs_end_to_end_and_writes_a_model_card(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     card = (tmp_path / "a" / "README.md").read_text()
-    assert sha256(tmp_path / "a" / WEIGHTS) in card and "shapes_gap" in card
+    assert files_sha256([tmp_path / "a" / WEIGHTS]) in card and "shapes_gap" in card
     record = json.loads((tmp_path / "a" / "training.json").read_text())
     assert set(record["guidance_validation"]) == {"1.5", "2.0"}
     chosen = max(record["guidance_validation"], key=record["guidance_validation"].get)
@@ -56,7 +57,7 @@ def test_training_is_deterministic(tmp_path):
                          lm_steps=3, batch_size=8)
     train_embedded(tmp_path / "a", config, _quiet)
     train_embedded(tmp_path / "b", config, _quiet)
-    assert sha256(tmp_path / "a" / WEIGHTS) == sha256(tmp_path / "b" / WEIGHTS)
+    assert files_sha256([tmp_path / "a" / WEIGHTS]) == files_sha256([tmp_path / "b" / WEIGHTS])
     other = train_embedded(tmp_path / "c", replace(config, seed=1), _quiet)
-    assert sha256(tmp_path / "c" / WEIGHTS) != sha256(tmp_path / "a" / WEIGHTS)
+    assert files_sha256([tmp_path / "c" / WEIGHTS]) != files_sha256([tmp_path / "a" / WEIGHTS])
     assert other["config"]["seed"] == 1

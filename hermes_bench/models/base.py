@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 from PIL import Image
+
+from hermes_bench.results import files_sha256
 
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's generic placeholder; adapters swap in their own image token
 
@@ -54,9 +55,4 @@ class UnifiedModel(ABC):
         """Hash of the weight files, so a result names exactly which weights produced it."""
         if self.path is None:
             return None
-        digest = hashlib.sha256()
-        for f in sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin")):
-            with f.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-        return digest.hexdigest()
+        return files_sha256(sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin")))

@@ -3,7 +3,6 @@ seed, the default evaluation, and a model card that records recipe, seeds, score
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,19 +10,11 @@ from transformers import GenerationConfig
 
 from hermes_bench.judges import ExactJudge
 from hermes_bench.models import load_model
-from hermes_bench.results import atomic_write_bytes
+from hermes_bench.results import atomic_write_bytes, files_sha256
 from hermes_bench.world.benchmarks import homologous
 
 WEIGHTS = "model.safetensors"
 VALIDATION_SEED = 5005  # no benchmark task uses it
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def select_guidance(model_dir: Path, scales: tuple[float, ...], n_scenes: int = 300, device: str = "cpu",
@@ -69,7 +60,7 @@ def write_card(model_dir: Path, record: dict, guidance: dict[float, float], run:
 The embedded default model of hermes-bench: a tiny Janus (JanusForConditionalGeneration) trained from scratch on
 the shapes world, so that newcomers, tests and alignment demos run a model that has learned its world.
 
-- weights: `{WEIGHTS}`, sha256 `{sha256(model_dir / WEIGHTS)}`
+- weights: `{WEIGHTS}`, sha256 `{files_sha256([model_dir / WEIGHTS])}`
 - recipe: `hermes-bench world train --output DIR --seed {cfg['seed']}` (hermes_bench/world/training.py):
   the VQ image tokenizer first ({cfg['vq_steps']} steps), then the vision encoder and a {cfg['layers']}-layer,
   {cfg['hidden']}-wide Llama jointly ({cfg['lm_steps']} steps, batch {cfg['batch_size']}) on yes/no questions with

@@ -8,6 +8,7 @@ them at inference (same image normalisation, same token layout, same uncondition
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
 from hermes_bench.models.tiny import BOI, BOS, EOS, PAD, tiny_janus
-from hermes_bench.results import atomic_write_json
+from hermes_bench.results import atomic_write_bytes, atomic_write_json, digest
 from hermes_bench.tasks.mme.mme_utils import doc_to_text as mme_prompt
 from hermes_bench.tasks.pope.pope_utils import doc_to_text as pope_prompt
 from hermes_bench.world import language
@@ -316,8 +317,8 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     """Build, train and save the embedded model; returns the training record for the model card. A rerun into
     the same folder resumes: after a finished VQ stage, or not at all when the whole recipe finished."""
     finished = out_dir / ".stages" / "trained.json"
-    if finished.is_file() and json.loads(finished.read_text())["config"] == asdict(config):
-        return json.loads(finished.read_text())
+    if finished.is_file() and (record := json.loads(finished.read_text()))["config"] == asdict(config):
+        return record
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     model, processor = tiny_janus(config.seed, config.hidden, config.layers, config.vision_layers,
@@ -328,19 +329,22 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     held_rng = random.Random(f"held-out-{config.seed}")
     held_scenes = [sample_scene(held_rng) for _ in range(200)]
     pixels, held_pixels = pixel_tensor(scenes), pixel_tensor(held_scenes)
-    vq_stage = out_dir / ".stages" / f"vq-{config.seed}-{config.vq_steps}.pt"
+    vq_recipe = (config.seed, config.hidden, config.scenes, config.vq_assign_steps, config.vq_steps, config.vq_lr)
+    vq_stage = out_dir / ".stages" / f"vq-{digest(*vq_recipe)[:12]}.pt"
     if vq_stage.is_file():  # a finished VQ stage of this recipe: training resumes after it
         model.model.vqmodel.load_state_dict(torch.load(vq_stage, map_location=config.device))
         model.model.vqmodel.eval()
     else:
         train_vq(model, pixels, config, log)
-        vq_stage.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.model.vqmodel.state_dict(), vq_stage)
+        buffer = io.BytesIO()  # written whole or not at all: a killed save must not be resumed from
+        torch.save(model.model.vqmodel.state_dict(), buffer)
+        atomic_write_bytes(vq_stage, buffer.getvalue())
     vq_seconds = time.perf_counter() - start
     exactness = reconstruction_exactness(model, processor, held_scenes, config.device)
     log(f"vq: {exactness:.1%} of held-out scenes read back exactly after encode + decode")
     codes = encode_codes(model, pixels.to(config.device)).cpu()
-    log(f"vq: {len(codes.unique())} codes in use over {len(scenes)} scenes")
+    codes_in_use = len(codes.unique())
+    log(f"vq: {codes_in_use} codes in use over {len(scenes)} scenes")
     tokens = Tokens(processor)
     examples = build_examples(scenes, tokens, rng)
     held_out = build_examples(held_scenes, tokens, held_rng)
@@ -351,7 +355,7 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     model.to("cpu").save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     record = {"config": asdict(config), "vq_seconds": round(vq_seconds, 1),
-              "seconds": round(time.perf_counter() - start, 1), "codes_in_use": len(codes.unique()),
+              "seconds": round(time.perf_counter() - start, 1), "codes_in_use": codes_in_use,
               "vq_reconstruction_exactness": exactness, "held_out_teacher_forced_accuracy": accuracy,
               "vocabulary": {"colors": list(COLORS), "shapes": list(SHAPES)}}
     atomic_write_json(finished, record)
