@@ -100,6 +100,79 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
     click.echo(render([run], "md"))
 
 
+@main.command("align")
+@click.option("--model", default=None, help="Model folder or hub id. Default: the embedded shapes-world model.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Self-play rounds.")
+@click.option("--data", default=None, help="Homologous data: a JSON/JSONL file (image, caption, questions?), a "
+                                         "datasets id or folder. Default: the shapes world.")
+@click.option("--records", type=int, default=None, help="How many records to curate from (default 300).")
+@click.option("--questions", type=click.Path(path_type=Path), default=None,
+              help="JSONL of {id, questions: [{question, choices, answer}]} for data without questions.")
+@click.option("--mode", type=click.Choice(["pair", "understanding", "generation"]), default="pair",
+              show_default=True, help="Pair-DPO, or the paper's understanding-only / generation-only ablations.")
+@click.option("--form", type=click.Choice(["sum", "joint"]), default="sum", show_default=True,
+              help="sum: the official code's loss; joint: one sigmoid over both margins (the paper's formula).")
+@click.option("--beta", "betas", default="0.2", show_default=True,
+              help="DPO beta; a comma list retries a rolled-back round with the next value.")
+@click.option("--lr", type=float, default=None, help="Learning rate (default 2e-5).")
+@click.option("--steps", type=int, default=None, help="Training steps per round (default 100).")
+@click.option("--train-batch-size", type=int, default=None, help="Records per step (default 4).")
+@click.option("--grad-accum", type=int, default=1, show_default=True)
+@click.option("--checkpoint-every", type=int, default=25, show_default=True, help="Steps between checkpoints.")
+@click.option("--images", type=int, default=None, help="Images generated per caption in curation (default 16).")
+@click.option("--judge", type=click.Choice(["self", "exact"]), default="self", show_default=True,
+              help="Who scores generated images in curation: the model itself (self-VQA) or, in the shapes world, "
+                   "the exact oracle.")
+@click.option("--caption-scorer", default=None,
+              help="Caption similarity model id (default: the scene-graph scorer, or bert-large-uncased on real data).")
+@click.option("--choice-matcher", default=None,
+              help="Sentence-embedding model id mapping free-form answers to choices (default: exact matching).")
+@click.option("--reference", type=click.Choice(["previous", "initial"]), default="previous", show_default=True,
+              help="The reference model of a round: the previous round's, or the first.")
+@click.option("--gate-tasks", default=None, help="Tasks that gate each round (default: the shapes tasks).")
+@click.option("--gate-limit", type=int, default=None, help="At most N samples per gate task (default: all).")
+@click.option("--report-tasks", default=None, help="Tasks comparing the first and final models after the rounds.")
+@click.option("--tolerance", type=float, default=0.01, show_default=True,
+              help="A gate task may drop by this much (normalised) before the round is rolled back.")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("results/align"), show_default=True,
+              help="Run folder; rerunning into it resumes.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--dtype", default="auto", show_default=True, help="Evaluation dtype (training runs in float32 "
+                                                                 "with bf16 autocast on GPUs).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly
+def align_command(model, rounds, data, records, questions, mode, form, betas, lr, steps, train_batch_size,
+                  grad_accum, checkpoint_every, images, judge, caption_scorer, choice_matcher, reference, gate_tasks,
+                  gate_limit, report_tasks, tolerance, output, device, dtype, seed) -> None:
+    """Close the gap with HermesFlow: curate preference pairs from the model's own outputs, train with Pair-DPO,
+    repeat in self-play rounds; each round is kept only when the gate tasks say it helped."""
+    _quiet_libraries()
+    from dataclasses import replace
+
+    from hermes_bench.align.curate import CurationConfig
+    from hermes_bench.align.report import summary_frame
+    from hermes_bench.align.rounds import AlignConfig, align
+    from hermes_bench.align.trainer import TrainingConfig
+    from hermes_bench.report.leaderboard import table
+
+    training = TrainingConfig(mode=mode, form=form, grad_accum=grad_accum, checkpoint_every=checkpoint_every,
+                              seed=seed)
+    training = replace(training, lr=lr or training.lr, steps=steps or training.steps,
+                       batch_size=train_batch_size or training.batch_size)
+    curation = CurationConfig(seed=seed)
+    curation = replace(curation, images=images or curation.images)
+    config = AlignConfig(model=model, data=data, questions=questions, rounds=rounds,
+                         betas=tuple(float(b) for b in _csv(betas)), reference=reference, judge=judge,
+                         caption_scorer=caption_scorer, choice_matcher=choice_matcher, tolerance=tolerance,
+                         gate_limit=gate_limit, output=output, device=device, dtype=dtype, seed=seed,
+                         curation=curation, training=training)
+    config = replace(config, records=records or config.records, gate_tasks=_csv(gate_tasks) or config.gate_tasks,
+                     report_tasks=_csv(report_tasks) or ())
+    rows = align(config, log=click.echo)
+    click.echo(table(summary_frame(rows), "md"))
+    click.echo(f"rounds: {output}/rounds.json")
+
+
 @main.group("world")
 def world_group() -> None:
     """The embedded shapes world: train its model."""

@@ -111,6 +111,11 @@ def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Pa
 def run_eval(cfg: EvalConfig) -> dict:
     """Run the tasks on the model, write results.json and per-sample files into the output folder.
     Returns the run; {} on processes other than the main one."""
+    return evaluate(cfg)[0]
+
+
+def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
+    """As run_eval, and the scored tasks themselves (per-sample items and statistics, for paired comparisons)."""
     if cfg.batch_size < 1:
         raise HermesBenchError(f"--batch-size must be at least 1, not {cfg.batch_size}")
     specs = Registry(list(cfg.include_paths)).get(list(cfg.tasks))
@@ -136,11 +141,11 @@ def run_eval(cfg: EvalConfig) -> dict:
             scored.append(scored_task)
     stages["generation_s"] = time.perf_counter() - start - stages["understanding_s"]
     if not PartialState().is_main_process:
-        return {}
+        return {}, []
     model_info = {"name": model.name, "path": str(model.path) if model.path else None,
                   "weights_sha256": model.weights_sha256(), "family": type(model).__name__}
     provenance = {"seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
                   "dtype": cfg.dtype, "tasks": list(cfg.tasks), "samples_computed": stats}
-    return write_run(output, scored, model_info, provenance, cfg.seed, start, stages, model.model_seconds)
+    return write_run(output, scored, model_info, provenance, cfg.seed, start, stages, model.model_seconds), scored
 
 

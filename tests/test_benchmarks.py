@@ -8,11 +8,11 @@ import sys
 import datasets
 import pytest
 from click.testing import CliRunner
-from hermes_bench.tasks.mme import mme_utils
-from hermes_bench.tasks.pope import pope_utils
 from hub_mirror import MMMU_FEATURES, POPE_FEATURES, build_mme, build_mmmu, build_pope, pope_rows, write_repo
 
 from hermes_bench.cli import main
+from hermes_bench.tasks.mme import mme_utils
+from hermes_bench.tasks.pope import pope_utils
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """MMMU's official parsers and scoring, on hand-worked cases."""
 
 import pytest
-from hermes_bench.tasks.mmmu import mmmu_utils
 
 from hermes_bench.scoring import mmmu
+from hermes_bench.tasks.mmmu import mmmu_utils
 
 CHOICES = {"A": "a circle", "B": "a square", "C": "a red triangle", "D": "none"}
 

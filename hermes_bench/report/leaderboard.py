@@ -58,12 +58,22 @@ def frame(runs: list[dict], numeric: bool = False, details: bool = False, refere
 def render(runs: list[dict], fmt: str = "md", details: bool = False, reference: bool = False) -> str:
     if fmt == "csv":
         return frame(runs, numeric=True, details=details, reference=reference).to_csv(index=False)
-    df = frame(runs, details=details, reference=reference).fillna("")
+    text = table(frame(runs, details=details, reference=reference), fmt)
+    if fmt == "html":
+        galleries = [gallery(run, Path(run["output"])) for run in runs if run.get("output")]
+        return text + "\n" + "\n".join(g for g in galleries if g)
+    return text
+
+
+def table(df: pd.DataFrame, fmt: str) -> str:
+    """A table in one of the export formats: Markdown, CSV, LaTeX (booktabs) or HTML."""
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    df = df.fillna("")
     if fmt == "md":
         return tabulate(df, headers="keys", tablefmt="github", showindex=False)
     if fmt == "latex":
         return tabulate(df, headers="keys", tablefmt="latex_booktabs", showindex=False)
     if fmt == "html":
-        galleries = [gallery(run, Path(run["output"])) for run in runs if run.get("output")]
-        return df.to_html(index=False, border=0) + "\n" + "\n".join(g for g in galleries if g)
+        return df.to_html(index=False, border=0)
     raise ValueError(f"unknown leaderboard format {fmt!r}: use one of {', '.join(FORMATS)}")

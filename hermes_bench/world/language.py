@@ -83,3 +83,25 @@ def geneval_prompt(rng: random.Random, tag: str) -> dict:
         return {"tag": tag, "include": [{"class": a, "count": 1, "color": ca}, {"class": b, "count": 1, "color": cb}],
                 "prompt": f"a {ca} {a} and a {cb} {b}"}
     raise ValueError(f"unknown GenEval tag {tag!r}")
+
+
+def parse_caption(text: str) -> tuple[Counter, tuple[str, str, str] | None] | None:
+    """The inverse of `caption` and `relation_caption`: (object names counted, the claimed relation (a, relation,
+    b) or None); None when the text is not in the world's grammar."""
+    text = text.strip().rstrip(".")
+    for relation in RELATIONS:
+        if f" {relation} " in text:
+            a, b = text.split(f" {relation} ", 1)
+            if not (a.startswith("a ") and b.startswith("a ")):
+                return None
+            return Counter([a[2:], b[2:]]), (a[2:], relation, b[2:])
+    counts: Counter = Counter()
+    for part in text.replace(" and ", ", ").split(", "):
+        number, _, noun = part.partition(" ")
+        if number == "a" and noun:
+            counts[noun] += 1
+        elif number in NUMBERS[2:] and noun.endswith("s"):
+            counts[noun[:-1]] += NUMBERS.index(number)
+        else:
+            return None
+    return counts, None

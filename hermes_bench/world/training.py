@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
+from hermes_bench.models.base import mask_positions
 from hermes_bench.models.tiny import BOI, BOS, EOS, PAD, tiny_janus
 from hermes_bench.results import atomic_write_bytes, atomic_write_json, digest
 from hermes_bench.tasks.mme.mme_utils import doc_to_text as mme_prompt
@@ -111,10 +112,6 @@ def left_pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         ids[i, width - len(row):] = torch.tensor(row)
         mask[i, width - len(row):] = 1
     return ids, mask
-
-
-def positions(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def unconditional(ids: torch.Tensor) -> torch.Tensor:
@@ -241,7 +238,7 @@ def understanding_loss(model, rows, pixels, device) -> tuple[torch.Tensor, torch
     for i, r in enumerate(rows):
         labels[i, -r[2]:] = ids[i, -r[2]:]
     ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
+    out = model(input_ids=ids, attention_mask=mask, position_ids=mask_positions(mask),
                 pixel_values=pixels[[r[0] for r in rows]].to(device))
     logits, targets = out.logits[:, :-1], labels[:, 1:]
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
@@ -261,7 +258,7 @@ def generation_loss(model, rows, codes, device, dropout: float, generator: torch
                         model.prepare_embeddings_for_image_generation(target[:, :-1])], dim=1)
     full_mask = torch.cat([mask, torch.ones_like(target[:, :-1])], dim=1)
     hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=full_mask,
-                                        position_ids=positions(full_mask)).last_hidden_state
+                                        position_ids=mask_positions(full_mask)).last_hidden_state
     logits = model.model.generation_head(hidden[:, ids.shape[1] - 1:])
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
 

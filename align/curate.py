@@ -1,0 +1,114 @@
+"""Curation: the model's own samples on homologous records, scored, and turned into preference pairs.
+
+Understanding: n captions per image (one greedy, the rest sampled over a grid of top-k x temperature), scored
+against the record's caption. Generation: m images per caption, scored by the record's questions about each
+image. A record's pair is (best, worst) in the first round, and HermesFlow's self-play update after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from hermes_bench.align.data import Record
+from hermes_bench.align.scorers import CaptionScorer, ImageScorer
+from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
+
+CAPTION_PROMPT = IMAGE_PLACEHOLDER + "Describe the image in one sentence."  # the same prompt in curation and training
+
+
+@dataclass
+class Pair:
+    """A preference pair: sample contents (a caption, or an image's tokens) and their scores."""
+
+    win: str | list[int]
+    lose: str | list[int]
+    win_score: float
+    lose_score: float
+
+
+@dataclass
+class Samples:
+    contents: list[str | list[int]]
+    scores: list[float]
+
+
+@dataclass
+class CurationConfig:
+    top_k: tuple[int, ...] = (2, 3, 4)
+    temperatures: tuple[float, ...] = (0.1, 0.7, 2.0)
+    caption_tokens: int = 100
+    images: int = 16
+    guidance_scale: float | None = None  # None: the model's default
+    min_best_score: float = 0.6  # a generation pair is kept only if its best image scores above this
+    batch_size: int = 32
+    seed: int = 0
+
+
+def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionScorer,
+                    config: CurationConfig) -> list[Samples]:
+    """One greedy and len(top_k) * len(temperatures) sampled captions per image, each scored."""
+    settings = [None] + [(k, t) for k in config.top_k for t in config.temperatures]
+    captions: list[list[str]] = [[] for _ in records]
+    for s, setting in enumerate(settings):
+        for start in range(0, len(records), config.batch_size):
+            chunk = records[start:start + config.batch_size]
+            torch.manual_seed(config.seed * 1_000_003 + s * 10_007 + start)
+            sampling = {} if setting is None else {"do_sample": True, "top_k": setting[0], "temperature": setting[1]}
+            said = model.answer([CAPTION_PROMPT] * len(chunk), [[r.image] for r in chunk],
+                                max_new_tokens=config.caption_tokens, **sampling)
+            for i, text in enumerate(said):
+                captions[start + i].append(text.strip())
+    return [Samples(list(c), scorer.score(r, c)) for r, c in zip(records, captions, strict=True)]
+
+
+def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScorer,
+                  config: CurationConfig) -> list[Samples]:
+    """m images per caption (seeded per batch), kept as the model's image tokens, each scored."""
+    guidance = config.guidance_scale if config.guidance_scale is not None else model.default_guidance_scale
+    out = []
+    for start in range(0, len(records), config.batch_size):
+        chunk = records[start:start + config.batch_size]
+        images = model.generate_images([r.caption for r in chunk], config.images, guidance,
+                                       config.seed * 1_000_003 + start)
+        scores = scorer.score(chunk, images)
+        for ims, sc in zip(images, scores, strict=True):
+            out.append(Samples(model.image_tokens(ims).tolist(), sc))
+    return out
+
+
+def select(samples: Samples, previous: Pair | None, min_best: float | None = None) -> Pair | None:
+    """HermesFlow's pair rule. With no previous pair: (best, worst), none on a tie. With one: the new best
+    against the previous winner if it beats it, else against the previous loser. A pair whose winner does not
+    score above its loser, or (generation) whose winner scores min_best or less, is not kept."""
+    best = max(range(len(samples.scores)), key=samples.scores.__getitem__)
+    top = samples.scores[best]
+    if previous is None:
+        worst = min(range(len(samples.scores)), key=samples.scores.__getitem__)
+        pair = Pair(samples.contents[best], samples.contents[worst], top, samples.scores[worst])
+    elif top > previous.win_score:
+        pair = Pair(samples.contents[best], previous.win, top, previous.win_score)
+    else:
+        pair = Pair(samples.contents[best], previous.lose, top, previous.lose_score)
+    if pair.win_score <= pair.lose_score or (min_best is not None and pair.win_score <= min_best):
+        return None
+    return pair
+
+
+def pairs_table(records: list[Record], understanding: list[Samples] | None, generation: list[Samples] | None,
+                previous: dict[str, dict], config: CurationConfig) -> dict[str, dict]:
+    """Pairs by record id: {"understanding": Pair | None, "generation": Pair | None} as plain dicts, joined on id."""
+    table = {}
+    for i, r in enumerate(records):
+        before = previous.get(r.id, {})
+        entry = {}
+        for side, samples, min_best in (("understanding", understanding, None),
+                                        ("generation", generation, config.min_best_score)):
+            if samples is None:
+                continue
+            prior = Pair(**before[side]) if before.get(side) else None
+            pair = select(samples[i], prior, min_best) or prior  # no valid update: the previous pair stands
+            entry[side] = asdict(pair) if pair else None
+        table[r.id] = entry
+    return table

@@ -1,0 +1,134 @@
+"""Homologous records: one image and its caption, which is also the generation prompt, with optional
+multiple-choice questions about the caption. Loaders: a JSON / JSONL file in the shape of HermesFlow's
+initial_data.json, any `datasets` dataset with image and caption columns, and the shapes world."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from hermes_bench.errors import HermesBenchError
+from hermes_bench.hub import decode_image, load_split
+from hermes_bench.world import language
+from hermes_bench.world.benchmarks import homologous
+from hermes_bench.world.questions import Question
+from hermes_bench.world.scene import Scene, render
+
+YES_NO = ("yes", "no")
+
+
+@dataclass(frozen=True)
+class MCQuestion:
+    """A question about the caption with its choices and the right one; `fact` is the shapes world's
+    structured question, which the exact oracle answers."""
+
+    text: str
+    choices: tuple[str, ...]
+    answer: str
+    fact: Question | None = None
+
+    def prompt(self) -> str:
+        """What the model is asked: yes/no questions as the MME prompt, others with their choices listed."""
+        if self.choices == YES_NO:
+            return self.text + language.YES_NO_SUFFIX
+        return f"{self.text} Choose one: {', '.join(self.choices)}."
+
+
+@dataclass
+class Record:
+    id: str
+    image: Image.Image
+    caption: str
+    questions: list[MCQuestion] = field(default_factory=list)
+    scene: Scene | None = None  # shapes world only: the ground truth the exact scorers read
+
+
+def shapes_records(n: int, seed: int) -> list[Record]:
+    """Shapes-world records: the scene's render, its caption, and the caption's yes/no questions."""
+    return [Record(f"shapes-{seed}-{i:05d}", render(it.scene), it.caption,
+                   [MCQuestion(q.text, YES_NO, "yes" if truth else "no", q)
+                    for q, truth in zip(it.questions, it.truths, strict=True)], it.scene)
+            for i, it in enumerate(homologous(n, seed))]
+
+
+def _questions(raw: object, where: str) -> list[MCQuestion]:
+    if not isinstance(raw, list):
+        raise HermesBenchError(f"{where}: 'questions' must be a list of {{question, choices, answer}}")
+    out = []
+    for q in raw:
+        if not (isinstance(q, dict) and {"question", "choices", "answer"} <= q.keys() and q["answer"] in q["choices"]):
+            raise HermesBenchError(f"{where}: each question needs 'question', 'choices' and an 'answer' among the "
+                                   "choices")
+        out.append(MCQuestion(q["question"], tuple(q["choices"]), q["answer"]))
+    return out
+
+
+def json_records(path: Path) -> list[Record]:
+    """A JSON list or JSONL of {id?, image (path, relative to the file), caption (or prompt), questions?}."""
+    if not path.is_file():
+        raise HermesBenchError(f"--data {path} does not exist: pass a JSON/JSONL file, a dataset id or folder, "
+                               "or nothing for the shapes world")
+    text = path.read_text()
+    try:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
+            else json.loads(text)
+    except json.JSONDecodeError as err:
+        raise HermesBenchError(f"--data {path} is not valid JSON ({err.msg}, line {err.lineno})") from None
+    if not isinstance(rows, list):
+        raise HermesBenchError(f"--data {path} must hold a list of records")
+    records = []
+    for i, row in enumerate(rows):
+        where = f"--data {path}, record {i}"
+        caption = row.get("caption", row.get("prompt")) if isinstance(row, dict) else None
+        if not isinstance(caption, str) or not isinstance(row.get("image"), str):
+            raise HermesBenchError(f"{where}: needs an 'image' path and a 'caption' (or 'prompt')")
+        image_path = path.parent / row["image"]
+        try:
+            with Image.open(image_path) as im:
+                image = im.convert("RGB")
+        except (FileNotFoundError, UnidentifiedImageError, OSError):
+            raise HermesBenchError(f"{where}: image {image_path} is missing or not an image") from None
+        records.append(Record(str(row.get("id", i)), image, caption, _questions(row.get("questions", []), where)))
+    return records
+
+
+def dataset_records(name: str, split: str = "train", image_column: str = "image",
+                    caption_column: str = "caption") -> list[Record]:
+    """Any `datasets` dataset (hub id or local folder) with an image and a caption column."""
+    data = load_split(name, split, [image_column, caption_column], image_fields=[image_column])[split]
+    return [Record(str(row.get("id", i)), decode_image(row[image_column], f"dataset {name} row {i} {image_column}"),
+                   row[caption_column]) for i, row in enumerate(data)]
+
+
+def load_questions(records: list[Record], path: Path) -> None:
+    """Attach questions from a JSONL file of {id, questions: [{question, choices, answer}]} to the records."""
+    if not path.is_file():
+        raise HermesBenchError(f"--questions {path} does not exist: pass a JSONL of {{id, questions}}")
+    by_id = {r.id: r for r in records}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise HermesBenchError(f"--questions {path}, line {n}: not valid JSON") from None
+        if not isinstance(row, dict) or str(row.get("id")) not in by_id:
+            raise HermesBenchError(f"--questions {path}, line {n}: needs the 'id' of a record in --data")
+        by_id[str(row["id"])].questions = _questions(row.get("questions"), f"--questions {path}, line {n}")
+
+
+def load_records(data: str | None, n: int, seed: int, split: str = "train", image_column: str = "image",
+                 caption_column: str = "caption") -> list[Record]:
+    """--data: nothing (the shapes world, n records from seed), a .json/.jsonl file, or a dataset."""
+    if data is None:
+        records = shapes_records(n, seed)
+    elif data.endswith((".json", ".jsonl")):
+        records = json_records(Path(data))[:n]
+    else:
+        records = dataset_records(data, split, image_column, caption_column)[:n]
+    if not records:
+        raise HermesBenchError(f"--data {data or 'shapes world'} gives no records: add records, or raise --records")
+    return records

@@ -1,0 +1,86 @@
+"""The gate of a self-play round: the candidate's gate-task scores against the last kept model's, each delta with
+a paired bootstrap interval (both evaluated on the same items with the same seeds, resampled together).
+
+Keep the round when the gap U - G shrinks and no task drops by more than `tolerance` with an interval that
+excludes 0; otherwise roll back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hermes_bench.scoring.stats import N_BOOTSTRAP, bootstrap_distribution, interval
+from hermes_bench.summary import Scored
+
+
+@dataclass
+class Delta:
+    before: float
+    after: float
+    delta: float
+    ci: tuple[float, float]
+
+
+@dataclass
+class Decision:
+    keep: bool
+    reason: str
+    tasks: dict[str, Delta]
+    sides: dict[str, Delta]  # U, G and gap, when the gate tasks give them
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _paired(before: Scored, after: Scored, rng: np.random.Generator) -> np.ndarray:
+    """The distribution of after - before (normalised headline), resampling the same units on both sides."""
+    dists = []
+    for a, b in zip(before.parts, after.parts, strict=True):
+        if len(a.items) != len(b.items):
+            raise ValueError(f"{before.spec.name}: the two runs scored different items; evaluate both with the "
+                             "same seed and limit")
+        unit = (lambda p, u=a.unit: u(p[0])) if a.unit else None
+        dists.append(bootstrap_distribution(list(zip(a.items, b.items, strict=True)),
+                                            lambda ps, s=a.statistic: s([y for _, y in ps]) - s([x for x, _ in ps]),
+                                            rng, N_BOOTSTRAP, unit))
+    return np.mean(dists, axis=0) / before.spec.headline_max
+
+
+def compare(before: list[Scored], after: list[Scored], tolerance: float = 0.01, seed: int = 0) -> Decision:
+    """Paired deltas per task and for U, G and gap, and the keep / roll back decision."""
+    rng = np.random.default_rng(seed)
+    by_name = {s.spec.name: s for s in after}
+    tasks, dists = {}, {}
+    for b in before:
+        a = by_name[b.spec.name]
+        dists[b.spec.name] = _paired(b, a, rng)
+        tasks[b.spec.name] = Delta(b.headline(), a.headline(), a.headline() - b.headline(),
+                                   interval(dists[b.spec.name]))
+    sides = {}
+    for side, kind in (("U", "understanding"), ("G", "generation")):
+        names = [s.spec.name for s in before if s.spec.kind == kind]
+        if names:
+            sides[side] = (float(np.mean([tasks[n].before for n in names])),
+                           float(np.mean([tasks[n].after for n in names])), np.mean([dists[n] for n in names], 0))
+    if len(sides) == 2:
+        (ub, ua, ud), (gb, ga, gd) = sides["U"], sides["G"]
+        sides["gap"] = (ub - gb, ua - ga, ud - gd)
+    else:  # gap tasks alone: the mean of their headlines
+        names = [s.spec.name for s in before if s.spec.kind == "gap"]
+        if names:
+            sides["gap"] = (float(np.mean([tasks[n].before for n in names])),
+                            float(np.mean([tasks[n].after for n in names])), np.mean([dists[n] for n in names], 0))
+    side_deltas = {k: Delta(b, a, a - b, interval(d)) for k, (b, a, d) in sides.items()}
+    dropped = [n for n in tasks if by_name[n].spec.kind != "gap" and tasks[n].delta < -tolerance
+               and tasks[n].ci[1] < 0]
+    if "gap" not in side_deltas:
+        keep, reason = False, "the gate tasks give no gap (add understanding and generation tasks)"
+    elif dropped:
+        keep, reason = False, f"dropped by more than {tolerance:g}: {', '.join(dropped)}"
+    elif side_deltas["gap"].delta >= 0:
+        keep, reason = False, f"the gap did not shrink ({side_deltas['gap'].delta:+.4f})"
+    else:
+        keep, reason = True, f"the gap shrank by {-side_deltas['gap'].delta:.4f} and no task dropped"
+    return Decision(keep, reason, tasks, side_deltas)

@@ -1,0 +1,64 @@
+"""The rounds table in the leaderboard formats, and a plot of U, G and gap per round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from hermes_bench.report.leaderboard import FORMATS, table
+from hermes_bench.results import atomic_write_bytes
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+SUFFIX = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}
+
+
+def summary_frame(rows: list[dict]) -> pd.DataFrame:
+    """One line per round attempt: the decision and U, G and gap after it, with deltas and paired intervals."""
+    out = []
+    for r in rows:
+        line = {"round": r["round"], "beta": r["beta"], "decision": r["decision"],
+                "pairs (und/gen)": f"{r['pairs_understanding']}/{r['pairs_generation']}"}
+        for side in ("U", "G", "gap"):
+            if f"{side}_after" in r:
+                line[side] = f"{r[f'{side}_after']:.3f}"
+                low, high = r[f"{side}_ci_low"], r[f"{side}_ci_high"]
+                line[f"Δ{side}"] = f"{r[f'{side}_delta']:+.3f} [{low:+.3f}, {high:+.3f}]"
+        line["reason"] = r["reason"]
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def write_table(rows: list[dict], folder: Path) -> None:
+    """rounds.md / .csv (every number) / .tex / .html beside rounds.json."""
+    for fmt in FORMATS:
+        df = pd.DataFrame(rows) if fmt == "csv" else summary_frame(rows)
+        atomic_write_bytes(folder / f"rounds.{SUFFIX[fmt]}", table(df, fmt).encode())
+
+
+def plot_rounds(rows: list[dict], path: Path) -> None:
+    """U, G and gap of the kept model after each round (round 0: before alignment); rolled-back attempts as x."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for side, colour in (("U", "tab:blue"), ("G", "tab:orange"), ("gap", "tab:green")):
+        if not rows or f"{side}_before" not in rows[0]:
+            continue
+        xs, ys = [0], [rows[0][f"{side}_before"]]
+        for r in rows:
+            if r["decision"] == "kept":
+                xs.append(r["round"])
+                ys.append(r[f"{side}_after"])
+            else:
+                ax.plot(r["round"], r[f"{side}_after"], "x", color=colour)
+        ax.plot(xs, ys, "o-", color=colour, label=side)
+    ax.set_xlabel("round")
+    ax.set_ylabel("score")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)

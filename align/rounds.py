@@ -1,0 +1,210 @@
+"""Self-play rounds: curate with the last kept model, pair with HermesFlow's update rule, precompute reference
+log-probs, train with Pair-DPO, gate on the benchmarks, keep or roll back.
+
+Every stage writes its result into the round's folder before the next starts, so a rerun into the same output
+resumes at the stage where a run stopped: curation, reference log-probs, training (from its last checkpoint) or
+gating (the eval's own per-sample cache).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hermes_bench.align.curate import CurationConfig, Samples, caption_samples, image_samples, pairs_table
+from hermes_bench.align.data import load_questions, load_records
+from hermes_bench.align.gate import Decision, compare
+from hermes_bench.align.report import plot_rounds, write_table
+from hermes_bench.align.scorers import (
+    CaptionScorer,
+    ChoiceMatcher,
+    EmbeddingChoice,
+    ExactChoice,
+    ImageScorer,
+    OracleVQA,
+    SceneCaptionScorer,
+    SelfVQA,
+    SimilarityCaptionScorer,
+    TextEncoder,
+)
+from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs, train, trainable_ids
+from hermes_bench.errors import HermesBenchError
+from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, evaluate
+from hermes_bench.models import embedded_model_dir, load_model
+from hermes_bench.models.base import UnifiedModel
+from hermes_bench.results import atomic_write_json
+from hermes_bench.summary import Scored
+
+JUDGES = ("self", "exact")
+REFERENCES = ("previous", "initial")
+
+
+@dataclass
+class AlignConfig:
+    model: str | None = None  # None: the embedded model
+    data: str | None = None  # None: the shapes world
+    records: int = 300
+    data_seed: int = 7007  # shapes world: disjoint from every eval task's seed
+    questions: Path | None = None  # JSONL of {id, questions} for data that has none
+    rounds: int = 3
+    betas: tuple[float, ...] = (0.2,)  # a rolled-back round is retried with the next beta
+    reference: str = "previous"
+    judge: str = "self"  # generation pairs judged by the model's own answers, or the shapes oracle
+    caption_scorer: str | None = None  # None: the scene-graph scorer (shapes) or bert-large-uncased; or a model id
+    choice_matcher: str | None = None  # None: exact matching; or a sentence-embedding model id
+    gate_tasks: tuple[str, ...] = DEFAULT_TASKS
+    report_tasks: tuple[str, ...] = ()  # evaluated on the first and the final model, compared paired
+    tolerance: float = 0.01
+    gate_limit: int | None = None  # at most N samples per gate task (quick runs; the default is all)
+    output: Path = Path("results/align")
+    device: str = "auto"
+    dtype: str = "auto"
+    seed: int = 0
+    eval_batch_size: int = 32
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def _read(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Aligner:
+    def __init__(self, config: AlignConfig, log: Callable[[str], None] = print) -> None:
+        if config.judge not in JUDGES:
+            raise HermesBenchError(f"--judge {config.judge!r}: use one of {', '.join(JUDGES)}")
+        if config.reference not in REFERENCES:
+            raise HermesBenchError(f"--reference {config.reference!r}: use one of {', '.join(REFERENCES)}")
+        if config.training.mode not in SIDES:
+            raise HermesBenchError(f"--mode {config.training.mode!r}: use one of {', '.join(SIDES)}")
+        self.config, self.log = config, log
+        self.initial = str(embedded_model_dir()) if config.model is None else config.model
+        self.records = load_records(config.data, config.records, config.data_seed)
+        if config.questions is not None:
+            load_questions(self.records, config.questions)
+        shapes = all(r.scene is not None for r in self.records)
+        if config.judge == "exact" and not shapes:
+            raise HermesBenchError("--judge exact needs the shapes world (no --data): real data has no oracle")
+        self.by_id = {r.id: r for r in self.records}
+
+    def _load(self, path: str) -> UnifiedModel:
+        return load_model(path, self.config.device, "float32")  # trained in float32, bf16 autocast on GPUs
+
+    def _caption_scorer(self) -> CaptionScorer:
+        name = self.config.caption_scorer
+        if name is None and self.records[0].scene is not None:
+            return SceneCaptionScorer()
+        return SimilarityCaptionScorer(TextEncoder(name or "bert-large-uncased", "cls"))
+
+    def _image_scorer(self, model: UnifiedModel) -> ImageScorer:
+        if self.config.judge == "exact":
+            return OracleVQA()
+        name = self.config.choice_matcher
+        matcher: ChoiceMatcher = EmbeddingChoice(TextEncoder(name, "mean")) if name else ExactChoice()
+        return SelfVQA(model, matcher, self.config.eval_batch_size)
+
+    def gate_eval(self, model: str, folder: Path, tasks: tuple[str, ...]) -> tuple[dict, list[Scored]]:
+        c = self.config
+        return evaluate(EvalConfig(model=model, tasks=tasks, output=folder, batch_size=c.eval_batch_size,
+                                   limit=c.gate_limit,
+                                   device=c.device, dtype=c.dtype, seed=c.seed, progress=False))
+
+    def curate(self, model: UnifiedModel, folder: Path) -> dict[str, list[Samples] | None]:
+        path = folder / "samples.json"
+        if (found := _read(path)) is None:
+            sides = SIDES[self.config.training.mode]
+            self.log(f"curating {len(self.records)} records ({', '.join(sides)})")
+            found = {
+                "understanding": [asdict(s) for s in caption_samples(model, self.records, self._caption_scorer(),
+                                                                     self.config.curation)]
+                if "understanding" in sides else None,
+                "generation": [asdict(s) for s in image_samples(model, self.records, self._image_scorer(model),
+                                                                self.config.curation)]
+                if "generation" in sides else None}
+            atomic_write_json(path, found)
+        return {k: [Samples(**s) for s in v] if v is not None else None for k, v in found.items()}
+
+    def references(self, policy: UnifiedModel, pairs: dict, folder: Path) -> dict:
+        path = folder / "reference.json"
+        if (found := _read(path)) is None:
+            model = policy if self.config.reference == "previous" else self._load(self.initial)
+            found = reference_logprobs(model, self.by_id, pairs, self.config.training.mode)
+            atomic_write_json(path, found)
+        return found
+
+    def run(self) -> list[dict]:
+        c = self.config
+        out = c.output
+        kept = self.initial
+        _, kept_scored = self.gate_eval(kept, out / "round-0" / "gate", c.gate_tasks)
+        previous: dict = {}
+        rows: list[dict] = []
+        for index in range(1, c.rounds + 1):
+            folder = out / f"round-{index}"
+            policy = self._load(kept)
+            samples = self.curate(policy, folder)
+            pairs = pairs_table(self.records, samples["understanding"], samples["generation"], previous, c.curation)
+            atomic_write_json(folder / "pairs.json", pairs)
+            refs = self.references(policy, pairs, folder)
+            counts = {side: sum(1 for p in pairs.values() if p.get(side)) for side in ("understanding", "generation")}
+            decision, candidate = None, None
+            for beta in c.betas:
+                candidate = folder / f"beta-{beta:g}"
+                trained = candidate / "model"
+                history = _read(candidate / "train_log.json")
+                if history is None:
+                    policy = self._load(kept)
+                    settings = TrainingConfig(**{**asdict(c.training), "beta": beta})
+                    self.log(f"round {index}: training on {len(trainable_ids(pairs, c.training.mode))} records "
+                             f"(beta {beta:g})")
+                    history = train(policy, self.by_id, pairs, refs, settings, candidate, self.log)
+                    policy.save(trained)
+                    atomic_write_json(candidate / "train_log.json", history)
+                    (candidate / "checkpoint.pt").unlink(missing_ok=True)
+                _, scored = self.gate_eval(str(trained), candidate / "gate", c.gate_tasks)
+                decision = compare(kept_scored, scored, c.tolerance, c.seed)
+                rows.append(_row(index, beta, decision, counts, history[-1]))
+                self.log(f"round {index} (beta {beta:g}): {'kept' if decision.keep else 'rolled back'}: "
+                         f"{decision.reason}")
+                if decision.keep:
+                    kept, kept_scored, previous = str(trained), scored, pairs
+                    break
+            atomic_write_json(folder / "decision.json", {"kept": kept, **decision.as_dict()})
+            if not decision.keep:
+                break
+        atomic_write_json(out / "rounds.json", {"initial": self.initial, "final": kept, "config": _plain(c),
+                                                "rounds": rows})
+        write_table(rows, out)
+        plot_rounds(rows, out / "rounds.png")
+        if c.report_tasks:
+            self.report(kept, out)
+        return rows
+
+    def report(self, final: str, out: Path) -> None:
+        """The first model against the final one on the report tasks, paired."""
+        _, before = self.gate_eval(self.initial, out / "report" / "initial", self.config.report_tasks)
+        _, after = self.gate_eval(final, out / "report" / "final", self.config.report_tasks)
+        atomic_write_json(out / "report.json", {"initial": self.initial, "final": final,
+                                                **compare(before, after, self.config.tolerance,
+                                                          self.config.seed).as_dict()})
+
+
+def _row(index: int, beta: float, decision: Decision, counts: dict, last: dict) -> dict:
+    row = {"round": index, "beta": beta, "decision": "kept" if decision.keep else "rolled back",
+           "reason": decision.reason, "pairs_understanding": counts["understanding"],
+           "pairs_generation": counts["generation"], "final_loss": last["loss"]}
+    for name, d in {**decision.sides, **decision.tasks}.items():
+        row.update({f"{name}_before": d.before, f"{name}_after": d.after, f"{name}_delta": d.delta,
+                    f"{name}_ci_low": d.ci[0], f"{name}_ci_high": d.ci[1]})
+    return row
+
+
+def _plain(config: AlignConfig) -> dict:
+    return json.loads(json.dumps(asdict(config), default=str))
+
+
+def align(config: AlignConfig, log: Callable[[str], None] = print) -> list[dict]:
+    return Aligner(config, log).run()
+

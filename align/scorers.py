@@ -1,0 +1,149 @@
+"""The pluggable judges of curation: how good a caption is (against the record's caption), which choice a
+free-form answer means, and how right a generated image is (the model's own answers, or the shapes oracle)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+
+import torch
+from PIL import Image
+from transformers import AutoModel, AutoTokenizer
+
+from hermes_bench.align.data import YES_NO, Record
+from hermes_bench.judges import ExactJudge
+from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
+from hermes_bench.scoring.pope import parse_answer
+from hermes_bench.world.language import parse_caption
+from hermes_bench.world.questions import relations
+
+
+class TextEncoder:
+    """Unit-norm sentence vectors from a transformers encoder: the [CLS] token's last hidden state (HermesFlow's
+    caption similarity with bert-large-uncased) or the mean over tokens (sentence-transformers models)."""
+
+    def __init__(self, model_id: str, pooling: str = "cls", device: str = "cpu") -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(model_id)
+        self.model = AutoModel.from_pretrained(model_id).to(device).eval()
+        self.pooling, self.device = pooling, device
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(self.device)
+        hidden = self.model(**batch).last_hidden_state.float()
+        if self.pooling == "cls":
+            vectors = hidden[:, 0]
+        else:
+            mask = batch.attention_mask[..., None].float()
+            vectors = (hidden * mask).sum(1) / mask.sum(1)
+        return torch.nn.functional.normalize(vectors, dim=-1)
+
+
+class CaptionScorer(ABC):
+    @abstractmethod
+    def score(self, record: Record, captions: list[str]) -> list[float]:
+        """How well each caption describes the record's image."""
+
+
+class SimilarityCaptionScorer(CaptionScorer):
+    """Cosine similarity to the record's caption (default encoder: bert-large-uncased [CLS], as the official code)."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+
+    def score(self, record, captions):
+        vectors = self.encoder.encode([record.caption, *captions])
+        return (vectors[1:] @ vectors[0]).tolist()
+
+
+class SceneCaptionScorer(CaptionScorer):
+    """Shapes world: F1 between the objects a caption names and the scene's, halved when a relation it claims is
+    false; 0 for text outside the world's grammar."""
+
+    def score(self, record, captions):
+        truth = Counter(o.name for o in record.scene.objects)
+        found = []
+        for text in captions:
+            parsed = parse_caption(text)
+            if parsed is None:
+                found.append(0.0)
+                continue
+            named, claim = parsed
+            hits = sum((named & truth).values())
+            f1 = 2 * hits / (sum(named.values()) + sum(truth.values()))
+            if claim is not None and not _holds(record, *claim):
+                f1 /= 2
+            found.append(f1)
+        return found
+
+
+def _holds(record: Record, a: str, relation: str, b: str) -> bool:
+    objects = {o.name: o for o in record.scene.objects}
+    return a in objects and b in objects and relation in relations(objects[a], objects[b])
+
+
+class ChoiceMatcher(ABC):
+    @abstractmethod
+    def match(self, answer: str, choices: tuple[str, ...]) -> str | None:
+        """The choice a free-form answer means, or None."""
+
+
+class ExactChoice(ChoiceMatcher):
+    """Yes/no by POPE's parser; otherwise the one choice the answer names (None if it names none or several)."""
+
+    def match(self, answer, choices):
+        if choices == YES_NO:
+            return parse_answer(answer)
+        named = [c for c in choices if c.lower() in answer.lower()]
+        return named[0] if len(named) == 1 else None
+
+
+class EmbeddingChoice(ChoiceMatcher):
+    """The nearest choice by sentence-embedding cosine (the official code: all-mpnet-base-v2, mean pooling)."""
+
+    def __init__(self, encoder: TextEncoder) -> None:
+        self.encoder = encoder
+
+    def match(self, answer, choices):
+        vectors = self.encoder.encode([answer, *choices])
+        return choices[int((vectors[1:] @ vectors[0]).argmax())]
+
+
+class ImageScorer(ABC):
+    @abstractmethod
+    def score(self, records: list[Record], images: list[list[Image.Image]]) -> list[list[float]]:
+        """For each record, the share of its questions answered right about each of its generated images."""
+
+
+class SelfVQA(ImageScorer):
+    """The paper's judge: the model answers the record's questions about its own images."""
+
+    def __init__(self, model: UnifiedModel, matcher: ChoiceMatcher, batch_size: int = 32) -> None:
+        self.model, self.matcher, self.batch_size = model, matcher, batch_size
+
+    def score(self, records, images):
+        asks = [(r, k, im, q) for r, ims in zip(records, images, strict=True) for k, im in enumerate(ims)
+                for q in r.questions]
+        right: dict[tuple[str, int], list[bool]] = {}
+        for start in range(0, len(asks), self.batch_size):
+            chunk = asks[start:start + self.batch_size]
+            said = self.model.answer([IMAGE_PLACEHOLDER + q.prompt() for *_, q in chunk],
+                                     [[im] for _, _, im, _ in chunk], max_new_tokens=8)
+            for (r, k, _, q), text in zip(chunk, said, strict=True):
+                right.setdefault((r.id, k), []).append(self.matcher.match(text, q.choices) == q.answer)
+        return [[sum(right[r.id, k]) / len(right[r.id, k]) if (r.id, k) in right else 0.0 for k in range(len(ims))]
+                for r, ims in zip(records, images, strict=True)]
+
+
+class OracleVQA(ImageScorer):
+    """Shapes world: the exact detector answers (the upper bound of any judge)."""
+
+    def score(self, records, images):
+        judge = ExactJudge()
+        out = []
+        for r, ims in zip(records, images, strict=True):
+            truths = [q.answer == "yes" for q in r.questions]
+            said = judge.answer(ims, [[q.fact for q in r.questions]] * len(ims))
+            out.append([sum(s == t for s, t in zip(row, truths, strict=True)) / len(truths) if truths else 0.0
+                        for row in said])
+        return out

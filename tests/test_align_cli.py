@@ -1,0 +1,85 @@
+"""`hermes-bench align` end to end on the shipped model and the shapes world, at a small size."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from hermes_bench.cli import main
+from hermes_bench.models import embedded_model_dir
+from hermes_bench.results import files_sha256
+
+SMALL = ["--records", "12", "--images", "4", "--steps", "6", "--train-batch-size", "2", "--gate-limit", "8"]
+
+
+def _align(out, *args):
+    result = CliRunner().invoke(main, ["align", "--output", str(out), *SMALL, *args])
+    assert result.exit_code == 0, result.output
+    return result.output, json.loads((out / "rounds.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_round(tmp_path_factory):
+    out = tmp_path_factory.mktemp("align")
+    return out, *_align(out, "--rounds", "1")
+
+
+def test_align_writes_the_rounds_table_and_plot(one_round):
+    out, printed, rounds = one_round
+    row = rounds["rounds"][0]
+    assert row["round"] == 1 and row["decision"] in ("kept", "rolled back")
+    assert row["pairs_understanding"] + row["pairs_generation"] > 0
+    for side in ("U", "G", "gap"):
+        assert row[f"{side}_ci_low"] <= row[f"{side}_delta"] <= row[f"{side}_ci_high"]
+        assert row[f"{side}_delta"] == pytest.approx(row[f"{side}_after"] - row[f"{side}_before"])
+    assert row["gap_before"] == pytest.approx(row["U_before"] - row["G_before"])
+    assert rounds["final"] == (str(out / "round-1" / "beta-0.2" / "model") if row["decision"] == "kept"
+                               else rounds["initial"])
+    for suffix in ("md", "csv", "tex", "html", "png"):
+        assert (out / f"rounds.{suffix}").stat().st_size > 0
+    assert "round" in printed and "ΔG" in printed and row["decision"] in printed
+    pairs = json.loads((out / "round-1" / "pairs.json").read_text())
+    refs = json.loads((out / "round-1" / "reference.json").read_text())
+    assert set(refs) <= set(pairs)  # reference log-probs only for records with both pairs (Pair-DPO)
+    assert all(pairs[i]["understanding"] and pairs[i]["generation"] for i in refs)
+    log = json.loads((out / "round-1" / "beta-0.2" / "train_log.json").read_text())
+    assert len(log) == 6 and {"understanding/margin", "generation/accuracy", "lr"} <= set(log[0])
+
+
+def test_a_rerun_resumes_without_redoing_finished_stages(one_round):
+    out, _, rounds = one_round
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "round-1").rglob("*") if p.is_file()}
+    _, again = _align(out, "--rounds", "1")
+    assert again["rounds"] == rounds["rounds"]
+    for name in ("samples.json", "reference.json", "beta-0.2/train_log.json", "beta-0.2/model/model.safetensors"):
+        assert (out / "round-1" / name).stat().st_mtime_ns == stamps[out / "round-1" / name]
+
+
+def test_a_round_that_makes_things_worse_is_rolled_back(tmp_path):
+    before = files_sha256([embedded_model_dir() / "model.safetensors"])
+    # a learning rate far too high wrecks generation: every beta's round must be rolled back
+    _, rounds = _align(tmp_path, "--rounds", "2", "--mode", "generation", "--lr", "0.05", "--beta", "0.2,0.5")
+    assert [(r["round"], r["beta"], r["decision"]) for r in rounds["rounds"]] == \
+        [(1, 0.2, "rolled back"), (1, 0.5, "rolled back")]
+    assert all(r["G_delta"] < 0 for r in rounds["rounds"])
+    assert rounds["final"] == rounds["initial"] == str(embedded_model_dir())
+    assert files_sha256([embedded_model_dir() / "model.safetensors"]) == before
+    assert not (tmp_path / "round-2").exists()  # no round after a roll-back
+    decision = json.loads((tmp_path / "round-1" / "decision.json").read_text())
+    assert decision["kept"] == str(embedded_model_dir()) and not decision["keep"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "nope.json"], "does not exist"),
+    (["--judge", "exact", "--data", "{data}"], "needs the shapes world"),
+    (["--gate-tasks", "no_such_task"], "no_such_task"),
+    (["--data", "{empty}"], "gives no records"),
+])
+def test_align_bad_input_is_one_line(tmp_path, args, message):
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "d.json").write_text(json.dumps([{"image": "a.png", "caption": "a cat"}]))
+    (tmp_path / "e.json").write_text("[]")
+    args = [a.replace("{data}", str(tmp_path / "d.json")).replace("{empty}", str(tmp_path / "e.json")) for a in args]
+    result = CliRunner().invoke(main, ["align", "--output", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -1,0 +1,131 @@
+"""Log-probs and Pair-DPO training on the shipped model (real weights, real processor)."""
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from hermes_bench.align.curate import CAPTION_PROMPT
+from hermes_bench.align.data import shapes_records
+from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss, train
+from hermes_bench.models import load_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(None, "cpu", "float32")
+
+
+@pytest.fixture(scope="module")
+def records():
+    return shapes_records(6, seed=21)
+
+
+def test_answer_logprobs_do_not_depend_on_padding(model, records):
+    answers = [records[0].caption, "a red circle and two blue squares and a green triangle"]
+    batch = model.answer_logprobs([CAPTION_PROMPT, "<image>Is there a cat? Please answer yes or no."],
+                                  [[records[0].image], [records[1].image]], answers)
+    alone = torch.cat([model.answer_logprobs([CAPTION_PROMPT], [[records[0].image]], answers[:1]),
+                       model.answer_logprobs(["<image>Is there a cat? Please answer yes or no."],
+                                             [[records[1].image]], answers[1:])])
+    assert torch.allclose(batch, alone, atol=1e-4)
+    assert (batch < 0).all()
+
+
+def test_greedy_answer_is_the_most_likely_of_the_alternatives(model, records):
+    image = records[0].image
+    said = model.answer([CAPTION_PROMPT], [[image]], max_new_tokens=30)[0].strip()
+    others = [r.caption for r in records[1:] if r.caption != said]
+    scores = model.answer_logprobs([CAPTION_PROMPT] * (1 + len(others)), [[image]] * (1 + len(others)),
+                                   [said, *others])
+    assert scores.argmax().item() == 0
+
+
+def test_image_logprobs_do_not_depend_on_padding_and_see_the_condition(model, records):
+    tokens = model.image_tokens([r.image for r in records[:2]])
+    assert tokens.shape == (2, 16)
+    captions = [records[0].caption, "a red circle"]
+    batch = model.image_logprobs(captions, tokens)
+    alone = torch.cat([model.image_logprobs(captions[:1], tokens[:1]), model.image_logprobs(captions[1:], tokens[1:])])
+    assert torch.allclose(batch, alone, atol=1e-4)
+    unconditional = model.image_logprobs(captions, tokens, torch.tensor([True, False]))
+    assert unconditional[1].item() == pytest.approx(batch[1].item(), abs=1e-4)
+    assert unconditional[0] < batch[0] - 1  # the trained model's image is far likelier given its caption
+
+
+def _pairs(records, tokens):
+    return {r.id: {"understanding": {"win": r.caption, "lose": "a purple triangle", "win_score": 1.0,
+                                     "lose_score": 0.0},
+                   "generation": {"win": tokens[i].tolist(), "lose": tokens[(i + 1) % len(records)].tolist(),
+                                  "win_score": 1.0, "lose_score": 0.5}}
+            for i, r in enumerate(records)}
+
+
+def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(model, records, tmp_path):
+    tokens = model.image_tokens([r.image for r in records])
+    pairs = _pairs(records, tokens)
+    by_id = {r.id: r for r in records}
+    refs = reference_logprobs(model, by_id, pairs, "pair")
+    config = TrainingConfig(steps=8, batch_size=3, lr=1e-4, warmup=0, checkpoint_every=4)
+    ids = list(by_id)[:3]
+    loss, stats = step_loss(model, [by_id[i] for i in ids], [pairs[i] for i in ids], [refs[i] for i in ids],
+                            torch.tensor([False, True, False]), config)
+    assert loss.item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item(), abs=1e-4)  # policy = reference
+    assert stats["understanding/margin"] == pytest.approx(0, abs=1e-4)
+    state = {k: v.clone() for k, v in model.module.state_dict().items()}
+    history = train(model, by_id, pairs, refs, config, tmp_path, log=lambda _: None)
+    try:
+        assert len(history) == 8 and history[-1]["loss"] < history[0]["loss"]
+        assert history[-1]["generation/margin"] > 0 and history[-1]["understanding/accuracy"] == 1.0
+        vq = [k for k in state if "vqmodel" in k]
+        assert all(torch.equal(state[k], model.module.state_dict()[k]) for k in vq)  # the tokenizer is frozen
+    finally:
+        model.module.load_state_dict(state)
+
+
+KILLED_RUN = """
+import json, os, sys
+from pathlib import Path
+from hermes_bench.align.data import shapes_records
+from hermes_bench.align.trainer import TrainingConfig, train
+from hermes_bench.models import load_model
+
+folder = Path(sys.argv[1])
+model = load_model(None, "cpu", "float32")
+pairs, refs, config = (json.loads((folder.parent / f).read_text()) for f in ("pairs.json", "refs.json", "config.json"))
+
+def log(_):  # dies, without any cleanup, at the first log line after a checkpoint was written
+    if (folder / "checkpoint.pt").is_file():
+        os._exit(3)
+
+train(model, {r.id: r for r in shapes_records(6, seed=21)}, pairs, refs, TrainingConfig(**config), folder, log)
+"""
+
+
+def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, records, tmp_path):
+    tokens = model.image_tokens([r.image for r in records])
+    pairs = _pairs(records, tokens)
+    by_id = {r.id: r for r in records}
+    refs = reference_logprobs(model, by_id, pairs, "pair")
+    config = TrainingConfig(steps=20, batch_size=2, lr=1e-4, warmup=2, checkpoint_every=5)
+    for name, obj in (("pairs.json", pairs), ("refs.json", refs), ("config.json", asdict(config))):
+        (tmp_path / name).write_text(json.dumps(obj))
+    state = {k: v.clone() for k, v in model.module.state_dict().items()}
+    try:
+        straight = train(model, by_id, pairs, refs, config, tmp_path / "straight", log=lambda _: None)
+        final = {k: v.clone() for k, v in model.module.state_dict().items()}
+        killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], capture_output=True,
+                                text=True)
+        assert killed.returncode == 3, killed.stderr[-2000:]
+        assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 10
+        model.module.load_state_dict(state)  # as a fresh process loads it
+        lines = []
+        resumed = train(model, by_id, pairs, refs, config, tmp_path / "killed", log=lines.append)
+        assert lines[0].startswith("resuming training at step 10")
+        assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight], abs=1e-5)
+        assert all(torch.allclose(final[k], v, atol=1e-5) for k, v in model.module.state_dict().items())
+    finally:
+        model.module.load_state_dict(state)
