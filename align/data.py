@@ -12,29 +12,9 @@ from PIL import Image, UnidentifiedImageError
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import decode_image, load_split
-from hermes_bench.world import language
+from hermes_bench.judges import YES_NO, MCQuestion
 from hermes_bench.world.benchmarks import homologous
-from hermes_bench.world.questions import Question
 from hermes_bench.world.scene import Scene, render
-
-YES_NO = ("yes", "no")
-
-
-@dataclass(frozen=True)
-class MCQuestion:
-    """A question about the caption with its choices and the right one; `fact` is the shapes world's
-    structured question, which the exact oracle answers."""
-
-    text: str
-    choices: tuple[str, ...]
-    answer: str
-    fact: Question | None = None
-
-    def prompt(self) -> str:
-        """What the model is asked: yes/no questions as the MME prompt, others with their choices listed."""
-        if self.choices == YES_NO:
-            return self.text + language.YES_NO_SUFFIX
-        return f"{self.text} Choose one: {', '.join(self.choices)}."
 
 
 @dataclass

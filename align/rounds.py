@@ -19,9 +19,7 @@ from hermes_bench.align.gate import Decision, compare
 from hermes_bench.align.report import plot_rounds, write_table
 from hermes_bench.align.scorers import (
     CaptionScorer,
-    ChoiceMatcher,
     EmbeddingChoice,
-    ExactChoice,
     ImageScorer,
     OracleVQA,
     SceneCaptionScorer,
@@ -32,6 +30,7 @@ from hermes_bench.align.scorers import (
 from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs, train, trainable_ids
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, evaluate
+from hermes_bench.judges import ChoiceMatcher, ExactChoice
 from hermes_bench.models import embedded_model_dir, load_model
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.results import atomic_write_json

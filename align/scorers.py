@@ -10,10 +10,9 @@ import torch
 from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 
-from hermes_bench.align.data import YES_NO, Record
-from hermes_bench.judges import ExactJudge
-from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
-from hermes_bench.scoring.pope import parse_answer
+from hermes_bench.align.data import Record
+from hermes_bench.judges import ChoiceMatcher, ExactJudge, ask
+from hermes_bench.models.base import UnifiedModel
 from hermes_bench.world.language import parse_caption
 from hermes_bench.world.questions import relations
 
@@ -82,22 +81,6 @@ def _holds(record: Record, a: str, relation: str, b: str) -> bool:
     return a in objects and b in objects and relation in relations(objects[a], objects[b])
 
 
-class ChoiceMatcher(ABC):
-    @abstractmethod
-    def match(self, answer: str, choices: tuple[str, ...]) -> str | None:
-        """The choice a free-form answer means, or None."""
-
-
-class ExactChoice(ChoiceMatcher):
-    """Yes/no by POPE's parser; otherwise the one choice the answer names (None if it names none or several)."""
-
-    def match(self, answer, choices):
-        if choices == YES_NO:
-            return parse_answer(answer)
-        named = [c for c in choices if c.lower() in answer.lower()]
-        return named[0] if len(named) == 1 else None
-
-
 class EmbeddingChoice(ChoiceMatcher):
     """The nearest choice by sentence-embedding cosine (the official code: all-mpnet-base-v2, mean pooling)."""
 
@@ -122,17 +105,12 @@ class SelfVQA(ImageScorer):
         self.model, self.matcher, self.batch_size = model, matcher, batch_size
 
     def score(self, records, images):
-        asks = [(r, k, im, q) for r, ims in zip(records, images, strict=True) for k, im in enumerate(ims)
-                for q in r.questions]
-        right: dict[tuple[str, int], list[bool]] = {}
-        for start in range(0, len(asks), self.batch_size):
-            chunk = asks[start:start + self.batch_size]
-            said = self.model.answer([IMAGE_PLACEHOLDER + q.prompt() for *_, q in chunk],
-                                     [[im] for _, _, im, _ in chunk], max_new_tokens=8)
-            for (r, k, _, q), text in zip(chunk, said, strict=True):
-                right.setdefault((r.id, k), []).append(self.matcher.match(text, q.choices) == q.answer)
-        return [[sum(right[r.id, k]) / len(right[r.id, k]) if (r.id, k) in right else 0.0 for k in range(len(ims))]
-                for r, ims in zip(records, images, strict=True)]
+        out = []
+        for r, ims in zip(records, images, strict=True):
+            said = ask(self.model, ims, [r.questions] * len(ims), self.matcher, self.batch_size)
+            out.append([sum(c == q.answer for c, q in zip(row, r.questions, strict=True)) / len(r.questions)
+                        if r.questions else 0.0 for row in said])
+        return out
 
 
 class OracleVQA(ImageScorer):

@@ -19,13 +19,15 @@ from hermes_bench.registry import Registry, TaskSpec
 from hermes_bench.results import atomic_write_jsonl
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
+from hermes_bench.runners import homologous_gap as homologous_gap_runner
 from hermes_bench.runners import shapes_gap as shapes_gap_runner
 from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.runners.understanding import run_understanding
 from hermes_bench.summary import Part, Scored, scored_generation, write_run
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
-GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run, "shapes_gap": shapes_gap_runner.run}
+GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run, "shapes_gap": shapes_gap_runner.run,
+                      "homologous_gap": homologous_gap_runner.run}
 
 
 @dataclass

@@ -5,6 +5,7 @@ model itself for self-VQA, or any unified model as a VLM judge). An answer is Tr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -43,6 +44,59 @@ class ExactJudge(Judge):
         return [[answer(read_scene(im), q) for q in qs] for im, qs in zip(images, questions, strict=True)]
 
 
+YES_NO = ("yes", "no")
+
+
+@dataclass(frozen=True)
+class MCQuestion:
+    """A multiple-choice question about a caption with the right choice; `fact` is the shapes world's structured
+    question, which the exact oracle answers."""
+
+    text: str
+    choices: tuple[str, ...]
+    answer: str
+    fact: Question | None = None
+
+    def prompt(self) -> str:
+        """What a model is asked: yes/no questions as the MME prompt, others with their choices listed."""
+        if self.choices == YES_NO:
+            return self.text + language.YES_NO_SUFFIX
+        return f"{self.text} Choose one: {', '.join(self.choices)}."
+
+
+class ChoiceMatcher(ABC):
+    @abstractmethod
+    def match(self, answer: str, choices: tuple[str, ...]) -> str | None:
+        """The choice a free-form answer means, or None."""
+
+
+class ExactChoice(ChoiceMatcher):
+    """Yes/no by POPE's parser; otherwise the one choice the answer names (None if it names none or several)."""
+
+    def match(self, answer, choices):
+        if choices == YES_NO:
+            return parse_answer(answer)
+        named = [c for c in choices if c.lower() in answer.lower()]
+        return named[0] if len(named) == 1 else None
+
+
+def ask(model: UnifiedModel, images: list[Image.Image], questions: list[list[MCQuestion]], matcher: ChoiceMatcher,
+        batch_size: int = 32, max_new_tokens: int = 8) -> list[list[str | None]]:
+    """For each image, the choice the model's greedy answer to each of its questions means."""
+    flat = [(im, q) for im, qs in zip(images, questions, strict=True) for q in qs]
+    chosen: list[str | None] = []
+    for start in range(0, len(flat), batch_size):
+        chunk = flat[start:start + batch_size]
+        said = model.answer([IMAGE_PLACEHOLDER + q.prompt() for _, q in chunk], [[im] for im, _ in chunk],
+                            max_new_tokens=max_new_tokens)
+        chosen += [matcher.match(text, q.choices) for (_, q), text in zip(chunk, said, strict=True)]
+    out, k = [], 0
+    for qs in questions:
+        out.append(chosen[k:k + len(qs)])
+        k += len(qs)
+    return out
+
+
 class ModelJudge(Judge):
     """A unified model answering greedily with the MME prompt, its answer parsed as POPE does."""
 
@@ -50,15 +104,6 @@ class ModelJudge(Judge):
         self.model, self.name, self.batch_size = model, name, batch_size
 
     def answer(self, images, questions):
-        flat = [(im, q) for im, qs in zip(images, questions, strict=True) for q in qs]
-        said: list[bool] = []
-        for start in range(0, len(flat), self.batch_size):
-            chunk = flat[start:start + self.batch_size]
-            texts = self.model.answer([f"{IMAGE_PLACEHOLDER}{q.text}{language.YES_NO_SUFFIX}" for _, q in chunk],
-                                      [[im] for im, _ in chunk], max_new_tokens=4)
-            said += [parse_answer(t) == "yes" for t in texts]
-        out, k = [], 0
-        for qs in questions:
-            out.append(said[k:k + len(qs)])
-            k += len(qs)
-        return out
+        asked = [[MCQuestion(q.text, YES_NO, "yes", q) for q in qs] for qs in questions]  # "yes": unused here
+        return [[c == "yes" for c in row]
+                for row in ask(self.model, images, asked, ExactChoice(), self.batch_size, max_new_tokens=4)]

@@ -3,12 +3,20 @@ import random
 from collections import Counter
 
 import pytest
+import torch
 from PIL import Image
 
 from hermes_bench.align.curate import CurationConfig, Pair, Samples, pairs_table, select
-from hermes_bench.align.data import YES_NO, json_records, load_questions, shapes_records
-from hermes_bench.align.scorers import ExactChoice, OracleVQA, SceneCaptionScorer
+from hermes_bench.align.data import json_records, load_questions, shapes_records
+from hermes_bench.align.scorers import (
+    EmbeddingChoice,
+    OracleVQA,
+    SceneCaptionScorer,
+    SimilarityCaptionScorer,
+    TextEncoder,
+)
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.judges import YES_NO, ExactChoice
 from hermes_bench.world import language
 from hermes_bench.world.questions import answer
 from hermes_bench.world.scene import render, sample_scene
@@ -111,3 +119,36 @@ def test_json_records_bad_input(tmp_path, rows, message):
 def test_missing_data_file(tmp_path):
     with pytest.raises(HermesBenchError, match="does not exist"):
         json_records(tmp_path / "nope.json")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A tiny BERT (random weights, a word-level vocabulary) saved and loaded through from_pretrained."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("bert")
+    words = sorted({w for s in (language.caption(sample_scene(random.Random(i))) for i in range(200))
+                    for w in s.replace(",", " ").split()} | {"yes", "no", "it", "is", "red", "blue", "maybe"})
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[
+        ("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]").save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder)
+    return folder
+
+
+def test_similarity_scorer_and_embedding_matcher_on_a_local_encoder(tiny_bert):
+    record = shapes_records(1, seed=2)[0]
+    scores = SimilarityCaptionScorer(TextEncoder(str(tiny_bert), "cls")).score(
+        record, [record.caption, "a purple square and a yellow triangle"])
+    assert scores[0] == pytest.approx(1.0, abs=1e-5) and scores[1] < scores[0]
+    matcher = EmbeddingChoice(TextEncoder(str(tiny_bert), "mean"))
+    assert matcher.match("red", ("blue", "red")) == "red"
+    assert matcher.match("blue", ("blue", "red")) == "blue"

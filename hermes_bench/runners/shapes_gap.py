@@ -40,10 +40,14 @@ def gap(records: list[dict]) -> float:
     return _accuracy(records, "understanding_correct") - _accuracy(records, "generation_correct")
 
 
+def sides(records: list[dict]) -> dict[str, float]:
+    """The gap and its two sides, from per-question records."""
+    return {"gap": gap(records), "understanding": _accuracy(records, "understanding_correct"),
+            "generation": _accuracy(records, "generation_correct")}
+
+
 def metrics(records: list[dict]) -> dict[str, float]:
-    found = {"gap": gap(records), "understanding": _accuracy(records, "understanding_correct"),
-             "generation": _accuracy(records, "generation_correct"),
-             "generation_self": _accuracy(records, "self_correct")}
+    found = {**sides(records), "generation_self": _accuracy(records, "self_correct")}
     for kind in QUESTION_TYPES:
         of_kind = [r for r in records if r["type"] == kind]
         if of_kind:
