@@ -65,16 +65,16 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
 
 def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScorer,
                   config: CurationConfig) -> list[Samples]:
-    """m images per caption (seeded per batch), kept as the model's image tokens, each scored."""
+    """m images per caption (seeded per batch), kept as the codes the model sampled, each scored on its decoded
+    image."""
     guidance = config.guidance_scale if config.guidance_scale is not None else model.default_guidance_scale
-    out = []
+    m, out = config.images, []
     for start in range(0, len(records), config.batch_size):
         chunk = records[start:start + config.batch_size]
-        images = model.generate_images([r.caption for r in chunk], config.images, guidance,
-                                       config.seed * 1_000_003 + start)
-        scores = scorer.score(chunk, images)
-        for ims, sc in zip(images, scores, strict=True):
-            out.append(Samples(model.image_tokens(ims).tolist(), sc))
+        tokens = model.generate_image_tokens([r.caption for r in chunk], m, guidance, config.seed * 1_000_003 + start)
+        flat = model.decode_images(tokens)
+        scores = scorer.score(chunk, [flat[i * m:(i + 1) * m] for i in range(len(chunk))])
+        out += [Samples(tokens[i * m:(i + 1) * m].tolist(), sc) for i, sc in enumerate(scores)]
     return out
 
 

@@ -7,6 +7,7 @@ excludes 0; otherwise roll back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,18 +35,25 @@ class Decision:
         return asdict(self)
 
 
-def _paired(before: Scored, after: Scored, rng: np.random.Generator) -> np.ndarray:
-    """The distribution of after - before (normalised headline), resampling the same units on both sides."""
+def _paired(before: Scored, after: Scored, rng: np.random.Generator,
+            statistic: Callable[[list], float] | None = None) -> np.ndarray:
+    """The distribution of after - before (normalised headline, or `statistic` of the items), resampling the same
+    units on both sides."""
     dists = []
     for a, b in zip(before.parts, after.parts, strict=True):
         if len(a.items) != len(b.items):
             raise ValueError(f"{before.spec.name}: the two runs scored different items; evaluate both with the "
                              "same seed and limit")
         unit = (lambda p, u=a.unit: u(p[0])) if a.unit else None
+        stat = statistic or a.statistic
         dists.append(bootstrap_distribution(list(zip(a.items, b.items, strict=True)),
-                                            lambda ps, s=a.statistic: s([y for _, y in ps]) - s([x for x, _ in ps]),
+                                            lambda ps, s=stat: s([y for _, y in ps]) - s([x for x, _ in ps]),
                                             rng, N_BOOTSTRAP, unit))
-    return np.mean(dists, axis=0) / before.spec.headline_max
+    return np.mean(dists, axis=0) / (1 if statistic else before.spec.headline_max)
+
+
+def _share(field: str) -> Callable[[list], float]:
+    return lambda records: float(np.mean([r[field] for r in records]))
 
 
 def compare(before: list[Scored], after: list[Scored], tolerance: float = 0.01, seed: int = 0) -> Decision:
@@ -58,6 +66,12 @@ def compare(before: list[Scored], after: list[Scored], tolerance: float = 0.01, 
         dists[b.spec.name] = _paired(b, a, rng)
         tasks[b.spec.name] = Delta(b.headline(), a.headline(), a.headline() - b.headline(),
                                    interval(dists[b.spec.name]))
+        if b.spec.kind == "gap":  # its two sides too, paired the same way
+            for side in ("understanding", "generation"):
+                share = _share(f"{side}_correct")
+                before_value, after_value = share(b.parts[0].items), share(a.parts[0].items)
+                tasks[f"{b.spec.name}/{side}"] = Delta(before_value, after_value, after_value - before_value,
+                                                       interval(_paired(b, a, rng, share)))
     sides = {}
     for side, kind in (("U", "understanding"), ("G", "generation")):
         names = [s.spec.name for s in before if s.spec.kind == kind]
@@ -73,8 +87,8 @@ def compare(before: list[Scored], after: list[Scored], tolerance: float = 0.01, 
             sides["gap"] = (float(np.mean([tasks[n].before for n in names])),
                             float(np.mean([tasks[n].after for n in names])), np.mean([dists[n] for n in names], 0))
     side_deltas = {k: Delta(b, a, a - b, interval(d)) for k, (b, a, d) in sides.items()}
-    dropped = [n for n in tasks if by_name[n].spec.kind != "gap" and tasks[n].delta < -tolerance
-               and tasks[n].ci[1] < 0]
+    higher_is_better = [n for n in tasks if not (n in by_name and by_name[n].spec.kind == "gap")]
+    dropped = [n for n in higher_is_better if tasks[n].delta < -tolerance and tasks[n].ci[1] < 0]
     if "gap" not in side_deltas:
         keep, reason = False, "the gate tasks give no gap (add understanding and generation tasks)"
     elif dropped:

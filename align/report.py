@@ -32,6 +32,13 @@ def summary_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def deltas_frame(decision: dict) -> pd.DataFrame:
+    """A comparison's rows: before, after, delta and its paired interval, for U, G, gap and each task."""
+    return pd.DataFrame([{"": name, "before": f"{d['before']:.3f}", "after": f"{d['after']:.3f}",
+                          "delta [95% CI]": f"{d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"}
+                         for name, d in {**decision["sides"], **decision["tasks"]}.items()])
+
+
 def write_table(rows: list[dict], folder: Path) -> None:
     """rounds.md / .csv (every number) / .tex / .html beside rounds.json."""
     for fmt in FORMATS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import warnings
@@ -150,7 +151,7 @@ def align_command(model, rounds, data, records, questions, mode, form, betas, lr
     from dataclasses import replace
 
     from hermes_bench.align.curate import CurationConfig
-    from hermes_bench.align.report import summary_frame
+    from hermes_bench.align.report import deltas_frame, summary_frame
     from hermes_bench.align.rounds import AlignConfig, align
     from hermes_bench.align.trainer import TrainingConfig
     from hermes_bench.report.leaderboard import table
@@ -171,6 +172,10 @@ def align_command(model, rounds, data, records, questions, mode, form, betas, lr
     rows = align(config, log=click.echo)
     click.echo(table(summary_frame(rows), "md"))
     click.echo(f"rounds: {output}/rounds.json")
+    if config.report_tasks:
+        report = json.loads((output / "report.json").read_text())
+        click.echo(f"first vs final model on {', '.join(config.report_tasks)}:")
+        click.echo(table(deltas_frame(report), "md"))
 
 
 @main.group("world")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from hermes_bench.models.tiny import build_tiny_janus
+from hermes_bench.models.tiny import build_tiny_emu3, build_tiny_janus
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -16,3 +16,9 @@ def _isolated_cache(tmp_path_factory):
 def tiny_janus(tmp_path_factory) -> Path:
     """A tiny Janus saved with save_pretrained, loaded back through the real from_pretrained path."""
     return build_tiny_janus(tmp_path_factory.mktemp("tiny-janus"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_emu3(tmp_path_factory) -> Path:
+    """A tiny Emu3 (tokenizer with visual tokens, processor, VQ) saved with save_pretrained."""
+    return build_tiny_emu3(tmp_path_factory.mktemp("tiny-emu3"), seed=1)

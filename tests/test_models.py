@@ -6,6 +6,7 @@ import torch
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import EMBEDDED_DIR, EMBEDDED_NAME, load_model
+from hermes_bench.models.base import chat_prompt
 from hermes_bench.results import files_sha256
 from hermes_bench.world.release import WEIGHTS
 from hermes_bench.world.scene import IMAGE_SIZE, render, sample_scene
@@ -65,7 +66,7 @@ def test_missing_model_folder_is_a_clear_error(tmp_path, make, message):
 
 def test_unsupported_model_type_lists_the_supported_ones(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(HermesBenchError, match="supported types are janus"):
+    with pytest.raises(HermesBenchError, match="supported types are emu3, janus"):
         load_model(str(tmp_path))
 
 
@@ -87,8 +88,9 @@ def test_the_chat_template_is_used_when_the_processor_has_one(tiny_janus, tmp_pa
     processor.chat_template = CHAT_TEMPLATE
     processor.save_pretrained(folder)
     model = load_model(str(folder), device="cpu")
-    assert model._prompt("<image>Is it red?", 1) == "<|User|>: <image_placeholder>\nIs it red?\n\n<|Assistant|>:"
-    assert model._prompt("a red circle", 0, "image") == "<|User|>: a red circle\n\n<|Assistant|>:"
+    assert chat_prompt(model.processor, "<image>Is it red?", 1) == \
+        "<|User|>: <image_placeholder>\nIs it red?\n\n<|Assistant|>:"
+    assert chat_prompt(model.processor, "a red circle", 0, "image") == "<|User|>: a red circle\n\n<|Assistant|>:"
     image = render(sample_scene(random.Random(0)))
     assert len(model.answer(["<image>Is it red?"], [[image]], max_new_tokens=2)) == 1
     assert len(model.generate_images(["a red circle"], n=2, guidance_scale=2.0, seed=0)[0]) == 2

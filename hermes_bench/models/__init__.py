@@ -11,9 +11,10 @@ from transformers import AutoConfig
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import UnifiedModel
+from hermes_bench.models.emu3 import Emu3Model
 from hermes_bench.models.janus import JanusModel
 
-FAMILIES = {"janus": JanusModel}
+FAMILIES = {"janus": JanusModel, "emu3": Emu3Model}
 EMBEDDED_NAME = "shapes-janus-tiny (embedded default)"
 EMBEDDED_DIR = Path(str(files("hermes_bench.models"))) / "shapes_janus_tiny"  # trained: see its README.md
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

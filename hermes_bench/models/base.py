@@ -15,10 +15,10 @@ IMAGE_PLACEHOLDER = "<image>"  # lm-eval's generic placeholder; adapters swap in
 
 
 class UnifiedModel(ABC):
-    """A model that understands and generates images. Adapters implement `_answer` and `_generate_images`;
-    the public methods add timing so the harness can tell model time from its own. For alignment they also
-    give per-sample summed log-probs (with gradients) of an answer and of an image's tokens, and save their
-    weights."""
+    """A model that understands and generates images. Adapters implement `_answer`, `_generate_image_tokens` and
+    `_decode_images`; the public methods add timing so the harness can tell model time from its own. For alignment
+    they also give teacher-forced logits (so per-sample summed log-probs, with gradients) of an answer and of an
+    image's codes, and save their weights."""
 
     module: torch.nn.Module  # the network that alignment trains
 
@@ -38,9 +38,22 @@ class UnifiedModel(ABC):
 
     def generate_images(self, prompts: list[str], n: int, guidance_scale: float, seed: int) -> list[list[Image.Image]]:
         """n images per prompt, seeded, with classifier-free guidance."""
+        flat = self.decode_images(self.generate_image_tokens(prompts, n, guidance_scale, seed))
+        return [flat[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def generate_image_tokens(self, prompts: list[str], n: int, guidance_scale: float, seed: int) -> torch.Tensor:
+        """The image codes of n sampled images per prompt (prompt-major): (len(prompts) * n, codes)."""
         start = time.perf_counter()
         try:
-            return self._generate_images(prompts, n, guidance_scale, seed)
+            return self._generate_image_tokens(prompts, n, guidance_scale, seed)
+        finally:
+            self.model_seconds += time.perf_counter() - start
+
+    def decode_images(self, tokens: torch.Tensor) -> list[Image.Image]:
+        """Images from their codes (what image_tokens gives and image_logits scores)."""
+        start = time.perf_counter()
+        try:
+            return self._decode_images(tokens)
         finally:
             self.model_seconds += time.perf_counter() - start
 
@@ -49,28 +62,42 @@ class UnifiedModel(ABC):
                 do_sample: bool, temperature: float, top_k: int | None) -> list[str]: ...
 
     @abstractmethod
-    def _generate_images(self, prompts: list[str], n: int, guidance_scale: float,
-                         seed: int) -> list[list[Image.Image]]: ...
+    def _generate_image_tokens(self, prompts: list[str], n: int, guidance_scale: float, seed: int) -> torch.Tensor: ...
+
+    @abstractmethod
+    def _decode_images(self, tokens: torch.Tensor) -> list[Image.Image]: ...
 
     @property
     @abstractmethod
     def default_guidance_scale(self) -> float: ...
 
-    @abstractmethod
     def answer_logprobs(self, prompts: list[str], images: list[list[Image.Image]],
                         answers: list[str]) -> torch.Tensor:
         """Summed log-prob of each answer (its tokens and the end-of-sequence token) given its prompt and images,
-        the prompt built as `answer` builds it: (batch,)."""
+        the prompt built as `answer` builds it: (batch,), with gradients."""
+        return token_logprobs(*self.answer_logits(prompts, images, answers))
 
-    @abstractmethod
-    def image_tokens(self, images: list[Image.Image]) -> torch.Tensor:
-        """The discrete tokens the model generates an image as: (batch, tokens)."""
-
-    @abstractmethod
     def image_logprobs(self, prompts: list[str], tokens: torch.Tensor,
                        unconditional: torch.Tensor | None = None) -> torch.Tensor:
         """Summed log-prob of each image's tokens given its prompt, teacher-forced; rows where `unconditional`
-        is True see the model's unconditional (CFG) prompt instead: (batch,)."""
+        is True see the model's unconditional (CFG) prompt instead: (batch,), with gradients."""
+        return token_logprobs(*self.image_logits(prompts, tokens, unconditional))
+
+    @abstractmethod
+    def answer_logits(self, prompts: list[str], images: list[list[Image.Image]],
+                      answers: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits predicting each answer token (batch, length, vocab), the tokens (batch, length)
+        and their mask."""
+
+    @abstractmethod
+    def image_tokens(self, images: list[Image.Image]) -> torch.Tensor:
+        """The image tokenizer's codes for each image, (batch, codes): what image_logits scores."""
+
+    @abstractmethod
+    def image_logits(self, prompts: list[str], tokens: torch.Tensor,
+                     unconditional: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced logits predicting each image token as the model samples it (batch, length, vocab), the
+        target ids (batch, length) and a mask of the positions that are image codes."""
 
     @abstractmethod
     def save(self, folder: Path) -> None:
@@ -83,11 +110,87 @@ class UnifiedModel(ABC):
         return files_sha256(sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin")))
 
 
+class TransformersModel(UnifiedModel):
+    """A unified model that transformers ships: its processor and model class, loaded by path or hub id.
+    Subclasses name the class, the image inputs their forward takes, and implement generation."""
+
+    model_class: type
+    image_input_names: tuple[str, ...] = ("pixel_values",)
+    answer_kwargs: dict = {}  # noqa: RUF012 - read only: extra generate() arguments for text answers
+
+    def __init__(self, name: str, path: Path | None, source: str, device: str, dtype: torch.dtype) -> None:
+        from transformers import AutoProcessor
+
+        super().__init__(name, path)
+        self.processor = AutoProcessor.from_pretrained(source)
+        self.processor.tokenizer.padding_side = "left"  # batched generation continues from the right edge
+        self.model = self.model_class.from_pretrained(source, dtype=dtype).to(device).eval()
+        self.device = torch.device(device)
+        self.module = self.model
+
+    def understanding_inputs(self, prompts: list[str], images: list[list[Image.Image]]):
+        """The processor's batch for prompts with images, built as `answer` builds it."""
+        texts = [chat_prompt(self.processor, p, len(ims)) for p, ims in zip(prompts, images, strict=True)]
+        flat = [im.convert("RGB") for ims in images for im in ims]
+        inputs = self.processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
+        return inputs.to(self.device, dtype=self.model.dtype)
+
+    @torch.inference_mode()
+    def _answer(self, prompts, images, max_new_tokens, do_sample, temperature, top_k):
+        inputs = self.understanding_inputs(prompts, images)
+        sampling = {"temperature": temperature, "top_k": top_k} if do_sample else {}
+        out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=do_sample, **sampling,
+                                  **self.answer_kwargs)
+        return self.processor.batch_decode(out[:, inputs.input_ids.shape[1]:], skip_special_tokens=True)
+
+    def answer_logits(self, prompts, images, answers):
+        tokenizer = self.processor.tokenizer
+        targets = [[*tokenizer(a, add_special_tokens=False).input_ids, tokenizer.eos_token_id] for a in answers]
+        return self.answer_token_logits(self.understanding_inputs(prompts, images), targets)
+
+    def answer_token_logits(self, inputs, targets: list[list[int]]) -> tuple[torch.Tensor, ...]:
+        """As answer_logits, for answers given as token ids after `inputs` (from understanding_inputs)."""
+        return teacher_forced(self.model, inputs, targets, self.processor.tokenizer.pad_token_id,
+                              **{k: inputs.get(k) for k in self.image_input_names})
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+
+def chat_prompt(processor, text: str, n_images: int, generation_mode: str = "text") -> str:
+    """A prompt with the processor's own image token in place of ours (missing ones go first), in its chat
+    template when it has one."""
+    if generation_mode == "text":
+        text = IMAGE_PLACEHOLDER * max(n_images - text.count(IMAGE_PLACEHOLDER), 0) + text
+    if processor.chat_template is None:
+        return text.replace(IMAGE_PLACEHOLDER, processor.image_token)
+    parts = text.split(IMAGE_PLACEHOLDER)
+    content = [{"type": "text", "text": parts[0]}] if parts[0] else []
+    for part in parts[1:]:
+        content.append({"type": "image"})
+        if part:
+            content.append({"type": "text", "text": part})
+    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+
 def right_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token rows padded on the right, and their mask."""
     width = max(map(len, rows))
     ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
     return ids, (torch.arange(width) < torch.tensor([len(r) for r in rows])[:, None]).long()
+
+
+def teacher_forced(model: torch.nn.Module, inputs, targets: list[list[int]], pad: int,
+                   **image_inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prompts (left-padded `inputs`) followed by target tokens (right-padded), in one forward: the logits
+    predicting each target token, the tokens and their mask."""
+    answer_ids, answer_mask = (t.to(inputs.input_ids.device) for t in right_pad(targets, pad))
+    ids = torch.cat([inputs.input_ids, answer_ids], 1)
+    mask = torch.cat([inputs.attention_mask, answer_mask], 1)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=mask_positions(mask), **image_inputs).logits
+    start = inputs.input_ids.shape[1]
+    return logits[:, start - 1:-1], answer_ids, answer_mask
 
 
 def mask_positions(mask: torch.Tensor) -> torch.Tensor:

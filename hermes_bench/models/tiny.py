@@ -1,5 +1,6 @@
-"""A tiny Janus for the shapes world, built offline: a BPE tokenizer trained on the world's words, a
-32x32 image processor, a VQ with a 4x4 token grid, and a two-layer Llama. Tests and the embedded default use it."""
+"""Tiny unified models for the shapes world, built offline: a BPE tokenizer trained on the world's words, a
+32x32 image processor, a VQ with a 4x4 token grid and a small language model. The tiny Janus serves the tests and
+the embedded default; the tiny Emu3 proves the model interface on a second family."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
+    Emu3Config,
+    Emu3ForConditionalGeneration,
+    Emu3ImageProcessor,
+    Emu3Processor,
     GenerationConfig,
     JanusConfig,
     JanusForConditionalGeneration,
@@ -17,6 +22,7 @@ from transformers import (
     LlamaConfig,
     PreTrainedTokenizerFast,
 )
+from transformers.models.emu3.configuration_emu3 import Emu3TextConfig, Emu3VQVAEConfig
 from transformers.models.janus.configuration_janus import JanusVisionConfig, JanusVQVAEConfig
 
 from hermes_bench.world import language
@@ -42,24 +48,25 @@ def world_corpus(seed: int = 0, n: int = 400) -> list[str]:
     return texts
 
 
-def build_tokenizer(corpus: list[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+def build_tokenizer(corpus: list[str], special: list[str], named: dict[str, str],
+                    vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on the corpus; special[0:3] are BOS, EOS and pad (ids 0-2, BOS prepended);
+    `named` gives the model-specific special tokens their attribute names (image_token, boi_token, ...)."""
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
+    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tk.post_processor = processors.TemplateProcessing(single=f"{SPECIAL[BOS]} $A",
-                                                      special_tokens=[(SPECIAL[BOS], BOS)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token=SPECIAL[BOS], eos_token=SPECIAL[EOS], pad_token=SPECIAL[PAD],
-        padding_side="left", extra_special_tokens={"image_token": SPECIAL[IMAGE], "boi_token": SPECIAL[BOI],
-                                                   "eoi_token": SPECIAL[EOI]})
+    tk.post_processor = processors.TemplateProcessing(single=f"{special[0]} $A", special_tokens=[(special[0], 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=special[0], eos_token=special[1],
+                                   pad_token=special[2], padding_side="left", extra_special_tokens=named)
 
 
 def tiny_janus(seed: int = 0, hidden: int = 64, layers: int = 2, vision_layers: int | None = None,
                guidance_scale: float = 2.0) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
     """A randomly initialised tiny Janus and its processor: 32x32 images, a 4x4 grid of image tokens."""
-    tokenizer = build_tokenizer(world_corpus(seed))
+    tokenizer = build_tokenizer(world_corpus(seed), SPECIAL, {"image_token": SPECIAL[IMAGE], "boi_token": SPECIAL[BOI],
+                                                              "eoi_token": SPECIAL[EOI]})
     patch = 8
     processor = JanusProcessor(
         JanusImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * 3,
@@ -88,6 +95,38 @@ def build_tiny_janus(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int
                      guidance_scale: float = 2.0) -> Path:
     """Save a randomly initialised tiny Janus (model + processor) to out_dir with save_pretrained."""
     model, processor = tiny_janus(seed, hidden, layers, guidance_scale=guidance_scale)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+EMU3_SPECIAL = ["<|extra_203|>", "<|extra_204|>", "<|endoftext|>", "<image>", "<|image start|>", "<|image end|>",
+                "<|image token|>", "<|extra_201|>", "<|extra_200|>"]  # ... end of frame, end of row (Emu3's names)
+
+
+def build_tiny_emu3(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int = 2, codes: int = 64) -> Path:
+    """Save a randomly initialised tiny Emu3 (model + processor): the tokenizer holds one
+    '<|visual token NNNNNN|>' per VQ code and Emu3's image delimiters; 32x32 images make a 4x4 token grid (the
+    processor's fixed 8x downsample: a VQ with four channel multipliers)."""
+    visual = [f"<|visual token {i:06d}|>" for i in range(codes)]
+    names = ("image_token", "boi_token", "eoi_token", "image_wrapper_token", "eof_token")
+    tokenizer = build_tokenizer(world_corpus(seed), EMU3_SPECIAL + visual, dict(zip(names, EMU3_SPECIAL[3:8],
+                                                                                    strict=True)))
+    processor = Emu3Processor(Emu3ImageProcessor(min_pixels=IMAGE_SIZE ** 2, max_pixels=IMAGE_SIZE ** 2,
+                                                 spatial_factor=8, image_mean=[0.5] * 3, image_std=[0.5] * 3),
+                              tokenizer)
+    vocab = tokenizer.get_vocab()
+    config = Emu3Config(
+        vq_config=Emu3VQVAEConfig(codebook_size=codes, embed_dim=8, latent_channels=8, base_channels=32,
+                                  channel_multiplier=[1, 1, 1, 1], num_res_blocks=1, attn_resolutions=[],
+                                  hidden_size=32, num_attention_heads=1),
+        text_config=Emu3TextConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                                   num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                                   bos_token_id=0, eos_token_id=1, pad_token_id=2),
+        vocabulary_map=vocab)
+    torch.manual_seed(seed)
+    model = Emu3ForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=1, pad_token_id=2, guidance_scale=2.0)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
