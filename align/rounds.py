@@ -107,8 +107,7 @@ class Aligner:
     def gate_eval(self, model: str, folder: Path, tasks: tuple[str, ...]) -> tuple[dict, list[Scored]]:
         c = self.config
         return evaluate(EvalConfig(model=model, tasks=tasks, output=folder, batch_size=c.eval_batch_size,
-                                   limit=c.gate_limit,
-                                   device=c.device, dtype=c.dtype, seed=c.seed, progress=False))
+                                   limit=c.gate_limit, device=c.device, dtype=c.dtype, seed=c.seed, progress=False))
 
     def curate(self, model: UnifiedModel, folder: Path) -> dict[str, list[Samples] | None]:
         path = folder / "samples.json"
@@ -148,7 +147,7 @@ class Aligner:
             atomic_write_json(folder / "pairs.json", pairs)
             refs = self.references(policy, pairs, folder)
             counts = {side: sum(1 for p in pairs.values() if p.get(side)) for side in ("understanding", "generation")}
-            decision, candidate = None, None
+            decision: Decision | None = None
             for beta in c.betas:
                 candidate = folder / f"beta-{beta:g}"
                 trained = candidate / "model"
