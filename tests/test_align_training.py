@@ -118,7 +118,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, record
         straight = train(model, by_id, pairs, refs, config, tmp_path / "straight", log=lambda _: None)
         final = {k: v.clone() for k, v in model.module.state_dict().items()}
         killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], capture_output=True,
-                                text=True)
+                                text=True, cwd=tmp_path)  # not the checkout: the installed package, as users run it
         assert killed.returncode == 3, killed.stderr[-2000:]
         assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 10
         model.module.load_state_dict(state)  # as a fresh process loads it
