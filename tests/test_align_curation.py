@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from hermes_bench.align.curate import CurationConfig, Pair, Samples, pairs_table, select
-from hermes_bench.align.data import json_records, load_questions, shapes_records
+from hermes_bench.align.data import json_records, load_questions, load_records, shapes_records
 from hermes_bench.align.scorers import (
     EmbeddingChoice,
     OracleVQA,
@@ -152,3 +152,18 @@ def test_similarity_scorer_and_embedding_matcher_on_a_local_encoder(tiny_bert):
     matcher = EmbeddingChoice(TextEncoder(str(tiny_bert), "mean"))
     assert matcher.match("red", ("blue", "red")) == "red"
     assert matcher.match("blue", ("blue", "red")) == "blue"
+
+
+def test_dataset_records_from_a_local_dataset(tmp_path):
+    import datasets
+
+    images = [render(sample_scene(random.Random(i))) for i in range(3)]
+    rows = [{"image": im, "caption": f"caption {i}"} for i, im in enumerate(images)]
+    (tmp_path / "data").mkdir()
+    features = datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")})
+    datasets.Dataset.from_list(rows, features=features).to_parquet(tmp_path / "data" / "train-00000-of-00001.parquet")
+    records = load_records(str(tmp_path), n=2, seed=0)
+    assert [r.caption for r in records] == ["caption 0", "caption 1"]
+    assert records[0].image.tobytes() == images[0].tobytes() and records[0].questions == []
+    with pytest.raises(HermesBenchError, match="field text is missing"):
+        load_records(str(tmp_path), n=2, seed=0, caption_column="text")

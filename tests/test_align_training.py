@@ -64,11 +64,16 @@ def _pairs(records, tokens):
             for i, r in enumerate(records)}
 
 
-def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(model, records, tmp_path):
-    tokens = model.image_tokens([r.image for r in records])
-    pairs = _pairs(records, tokens)
+@pytest.fixture(scope="module")
+def training_set(model, records):
+    """Records by id, hand-made pairs and the shipped model's reference log-probs (tests restore the model)."""
+    pairs = _pairs(records, model.image_tokens([r.image for r in records]))
     by_id = {r.id: r for r in records}
-    refs = reference_logprobs(model, by_id, pairs, "pair")
+    return by_id, pairs, reference_logprobs(model, by_id, pairs, "pair")
+
+
+def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(model, training_set, tmp_path):
+    by_id, pairs, refs = training_set
     config = TrainingConfig(steps=8, batch_size=3, lr=1e-4, warmup=0, checkpoint_every=4)
     ids = list(by_id)[:3]
     loss, stats = step_loss(model, [by_id[i] for i in ids], [pairs[i] for i in ids], [refs[i] for i in ids],
@@ -105,11 +110,8 @@ train(model, {r.id: r for r in shapes_records(6, seed=21)}, pairs, refs, Trainin
 """
 
 
-def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, records, tmp_path):
-    tokens = model.image_tokens([r.image for r in records])
-    pairs = _pairs(records, tokens)
-    by_id = {r.id: r for r in records}
-    refs = reference_logprobs(model, by_id, pairs, "pair")
+def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, training_set, tmp_path):
+    by_id, pairs, refs = training_set
     config = TrainingConfig(steps=20, batch_size=2, lr=1e-4, warmup=2, checkpoint_every=5)
     for name, obj in (("pairs.json", pairs), ("refs.json", refs), ("config.json", asdict(config))):
         (tmp_path / name).write_text(json.dumps(obj))
