@@ -121,6 +121,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--grad-accum", type=int, default=1, show_default=True)
 @click.option("--checkpoint-every", type=int, default=25, show_default=True, help="Steps between checkpoints.")
 @click.option("--images", type=int, default=None, help="Images generated per caption in curation (default 16).")
+@click.option("--curation-batch-size", type=int, default=32, show_default=True,
+              help="Records per forward in curation (each with all its captions or images): lower it for big models.")
 @click.option("--judge", type=click.Choice(["self", "exact"]), default="self", show_default=True,
               help="Who scores generated images in curation: the model itself (self-VQA) or, in the shapes world, "
                    "the exact oracle.")
@@ -143,8 +145,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @_friendly
 def align_command(model, rounds, data, records, questions, mode, form, betas, lr, steps, train_batch_size,
-                  grad_accum, checkpoint_every, images, judge, caption_scorer, choice_matcher, reference, gate_tasks,
-                  gate_limit, report_tasks, tolerance, output, device, dtype, seed) -> None:
+                  grad_accum, checkpoint_every, images, curation_batch_size, judge, caption_scorer, choice_matcher,
+                  reference, gate_tasks, gate_limit, report_tasks, tolerance, output, device, dtype, seed) -> None:
     """Close the gap with HermesFlow: curate preference pairs from the model's own outputs, train with Pair-DPO,
     repeat in self-play rounds; each round is kept only when the gate tasks say it helped."""
     _quiet_libraries()
@@ -160,7 +162,7 @@ def align_command(model, rounds, data, records, questions, mode, form, betas, lr
                               seed=seed)
     training = replace(training, lr=lr or training.lr, steps=steps or training.steps,
                        batch_size=train_batch_size or training.batch_size)
-    curation = CurationConfig(seed=seed)
+    curation = CurationConfig(batch_size=curation_batch_size, seed=seed)
     curation = replace(curation, images=images or curation.images)
     config = AlignConfig(model=model, data=data, questions=questions, rounds=rounds,
                          betas=tuple(float(b) for b in _csv(betas)), reference=reference, judge=judge,
