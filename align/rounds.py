@@ -31,7 +31,7 @@ from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, evaluate
 from hermes_bench.judges import ChoiceMatcher, ExactChoice
-from hermes_bench.models import embedded_model_dir, load_model
+from hermes_bench.models import embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.results import atomic_write_json
 from hermes_bench.summary import Scored
@@ -95,13 +95,16 @@ class Aligner:
         name = self.config.caption_scorer
         if name is None and self.records[0].scene is not None:
             return SceneCaptionScorer()
-        return SimilarityCaptionScorer(TextEncoder(name or "bert-large-uncased", "cls"))
+        encoder = TextEncoder(name or "bert-large-uncased", "cls", resolve_device(self.config.device))
+        return SimilarityCaptionScorer(encoder)
 
     def _image_scorer(self, model: UnifiedModel) -> ImageScorer:
         if self.config.judge == "exact":
             return OracleVQA()
         name = self.config.choice_matcher
-        matcher: ChoiceMatcher = EmbeddingChoice(TextEncoder(name, "mean")) if name else ExactChoice()
+        matcher: ChoiceMatcher = ExactChoice()
+        if name:
+            matcher = EmbeddingChoice(TextEncoder(name, "mean", resolve_device(self.config.device)))
         return SelfVQA(model, matcher, self.config.eval_batch_size)
 
     def gate_eval(self, model: str, folder: Path, tasks: tuple[str, ...]) -> tuple[dict, list[Scored]]:

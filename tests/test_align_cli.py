@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from hermes_bench.align.data import shapes_records
 from hermes_bench.cli import main
 from hermes_bench.models import embedded_model_dir
 from hermes_bench.results import files_sha256
@@ -83,3 +84,21 @@ def test_align_bad_input_is_one_line(tmp_path, args, message):
     args = [a.replace("{data}", str(tmp_path / "d.json")).replace("{empty}", str(tmp_path / "e.json")) for a in args]
     result = CliRunner().invoke(main, ["align", "--output", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_align_on_a_json_file_with_a_similarity_caption_scorer(tmp_path, tiny_bert):
+    records = shapes_records(6, seed=31)
+    rows = []
+    for r in records:
+        r.image.save(tmp_path / f"{r.id}.png")
+        rows.append({"id": r.id, "image": f"{r.id}.png", "caption": r.caption,
+                     "questions": [{"question": q.text, "choices": list(q.choices), "answer": q.answer}
+                                   for q in r.questions]})
+    (tmp_path / "data.json").write_text(json.dumps(rows))
+    _, rounds = _align(tmp_path / "out", "--rounds", "1", "--data", str(tmp_path / "data.json"),
+                       "--caption-scorer", str(tiny_bert))
+    samples = json.loads((tmp_path / "out" / "round-1" / "samples.json").read_text())
+    assert len(samples["understanding"]) == 6 and len(samples["understanding"][0]["contents"]) == 10
+    assert all(abs(s) <= 1 + 1e-5 for x in samples["understanding"] for s in x["scores"])  # cosine similarities
+    assert len(samples["generation"][0]["contents"]) == 4  # --images 4, each scored by self-VQA
+    assert rounds["rounds"][0]["pairs_understanding"] > 0

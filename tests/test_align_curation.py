@@ -3,7 +3,6 @@ import random
 from collections import Counter
 
 import pytest
-import torch
 from PIL import Image
 
 from hermes_bench.align.curate import CurationConfig, Pair, Samples, pairs_table, select
@@ -119,29 +118,6 @@ def test_json_records_bad_input(tmp_path, rows, message):
 def test_missing_data_file(tmp_path):
     with pytest.raises(HermesBenchError, match="does not exist"):
         json_records(tmp_path / "nope.json")
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A tiny BERT (random weights, a word-level vocabulary) saved and loaded through from_pretrained."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    folder = tmp_path_factory.mktemp("bert")
-    words = sorted({w for s in (language.caption(sample_scene(random.Random(i))) for i in range(200))
-                    for w in s.replace(",", " ").split()} | {"yes", "no", "it", "is", "red", "blue", "maybe"})
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[
-        ("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                            sep_token="[SEP]").save_pretrained(folder)
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(folder)
-    return folder
 
 
 def test_similarity_scorer_and_embedding_matcher_on_a_local_encoder(tiny_bert):
