@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from transformers import AutoProcessor
 
 from hermes_bench.results import files_sha256
 
@@ -119,8 +120,6 @@ class TransformersModel(UnifiedModel):
     answer_kwargs: dict = {}  # noqa: RUF012 - read only: extra generate() arguments for text answers
 
     def __init__(self, name: str, path: Path | None, source: str, device: str, dtype: torch.dtype) -> None:
-        from transformers import AutoProcessor
-
         super().__init__(name, path)
         self.processor = AutoProcessor.from_pretrained(source)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues from the right edge
