@@ -151,12 +151,13 @@ class Aligner:
             refs = self.references(policy, pairs, folder)
             counts = {side: sum(1 for p in pairs.values() if p.get(side)) for side in ("understanding", "generation")}
             decision: Decision | None = None
-            for beta in c.betas:
+            for attempt, beta in enumerate(c.betas):
                 candidate = folder / f"beta-{beta:g}"
                 trained = candidate / "model"
                 history = _read(candidate / "train_log.json")
                 if history is None:
-                    policy = self._load(kept)
+                    if attempt:  # training changes the model in place: a retry starts from a fresh copy
+                        policy = self._load(kept)
                     settings = TrainingConfig(**{**asdict(c.training), "beta": beta})
                     self.log(f"round {index}: training on {len(trainable_ids(pairs, c.training.mode))} records "
                              f"(beta {beta:g})")
