@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import decode_image, load_split
-from hermes_bench.judges import YES_NO, MCQuestion
+from hermes_bench.judges import YES_NO, MCQuestion, parse_questions
 from hermes_bench.world.benchmarks import homologous
 from hermes_bench.world.scene import Scene, render
 
@@ -34,20 +34,9 @@ def shapes_records(n: int, seed: int) -> list[Record]:
             for i, it in enumerate(homologous(n, seed))]
 
 
-def _questions(raw: object, where: str) -> list[MCQuestion]:
-    if not isinstance(raw, list):
-        raise HermesBenchError(f"{where}: 'questions' must be a list of {{question, choices, answer}}")
-    out = []
-    for q in raw:
-        if not (isinstance(q, dict) and {"question", "choices", "answer"} <= q.keys() and q["answer"] in q["choices"]):
-            raise HermesBenchError(f"{where}: each question needs 'question', 'choices' and an 'answer' among the "
-                                   "choices")
-        out.append(MCQuestion(q["question"], tuple(q["choices"]), q["answer"]))
-    return out
-
-
-def json_records(path: Path) -> list[Record]:
-    """A JSON list or JSONL of {id?, image (path, relative to the file), caption (or prompt), questions?}."""
+def json_records(path: Path, n: int | None = None) -> list[Record]:
+    """The first n records (all by default) of a JSON list or JSONL of {id?, image (path, relative to the file),
+    caption (or prompt), questions?}."""
     if not path.is_file():
         raise HermesBenchError(f"--data {path} does not exist: pass a JSON/JSONL file, a dataset id or folder, "
                                "or nothing for the shapes world")
@@ -60,7 +49,7 @@ def json_records(path: Path) -> list[Record]:
     if not isinstance(rows, list):
         raise HermesBenchError(f"--data {path} must hold a list of records")
     records = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows[:n]):
         where = f"--data {path}, record {i}"
         caption = row.get("caption", row.get("prompt")) if isinstance(row, dict) else None
         if not isinstance(caption, str) or not isinstance(row.get("image"), str):
@@ -71,14 +60,16 @@ def json_records(path: Path) -> list[Record]:
                 image = im.convert("RGB")
         except (FileNotFoundError, UnidentifiedImageError, OSError):
             raise HermesBenchError(f"{where}: image {image_path} is missing or not an image") from None
-        records.append(Record(str(row.get("id", i)), image, caption, _questions(row.get("questions", []), where)))
+        records.append(Record(str(row.get("id", i)), image, caption, parse_questions(row.get("questions", []), where)))
     return records
 
 
-def dataset_records(name: str, split: str = "train", image_column: str = "image",
+def dataset_records(name: str, n: int | None = None, split: str = "train", image_column: str = "image",
                     caption_column: str = "caption") -> list[Record]:
-    """Any `datasets` dataset (hub id or local folder) with an image and a caption column."""
+    """The first n rows (all by default) of any `datasets` dataset (hub id or local folder) with an image and a
+    caption column; only those images are decoded."""
     data = load_split(name, split, [image_column, caption_column], image_fields=[image_column])[split]
+    data = data.select(range(min(len(data), n if n is not None else len(data))))
     return [Record(str(row.get("id", i)), decode_image(row[image_column], f"dataset {name} row {i} {image_column}"),
                    row[caption_column]) for i, row in enumerate(data)]
 
@@ -97,7 +88,7 @@ def load_questions(records: list[Record], path: Path) -> None:
             raise HermesBenchError(f"--questions {path}, line {n}: not valid JSON") from None
         if not isinstance(row, dict) or str(row.get("id")) not in by_id:
             raise HermesBenchError(f"--questions {path}, line {n}: needs the 'id' of a record in --data")
-        by_id[str(row["id"])].questions = _questions(row.get("questions"), f"--questions {path}, line {n}")
+        by_id[str(row["id"])].questions = parse_questions(row.get("questions"), f"--questions {path}, line {n}")
 
 
 def load_records(data: str | None, n: int, seed: int, split: str = "train", image_column: str = "image",
@@ -106,9 +97,9 @@ def load_records(data: str | None, n: int, seed: int, split: str = "train", imag
     if data is None:
         records = shapes_records(n, seed)
     elif data.endswith((".json", ".jsonl")):
-        records = json_records(Path(data))[:n]
+        records = json_records(Path(data), n)
     else:
-        records = dataset_records(data, split, image_column, caption_column)[:n]
+        records = dataset_records(data, n, split, image_column, caption_column)
     if not records:
         raise HermesBenchError(f"--data {data or 'shapes world'} gives no records: add records, or raise --records")
     return records

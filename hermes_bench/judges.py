@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from hermes_bench.detectors.shapes import detect
+from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
 from hermes_bench.scoring.pope import parse_answer
 from hermes_bench.world import language
@@ -62,6 +63,20 @@ class MCQuestion:
         if self.choices == YES_NO:
             return self.text + language.YES_NO_SUFFIX
         return f"{self.text} Choose one: {', '.join(self.choices)}."
+
+
+def parse_questions(raw: object, where: str) -> list[MCQuestion]:
+    """Stored questions ([{question, choices, answer}], the answer among the choices) as MCQuestions; `where`
+    names the file or row in the one-line error."""
+    if not isinstance(raw, list):
+        raise HermesBenchError(f"{where}: questions must be a list of {{question, choices, answer}}")
+    out = []
+    for q in raw:
+        if not (isinstance(q, dict) and {"question", "choices", "answer"} <= q.keys() and q["answer"] in q["choices"]):
+            raise HermesBenchError(f"{where}: each question needs 'question', 'choices' and an 'answer' among the "
+                                   "choices")
+        out.append(MCQuestion(q["question"], tuple(q["choices"]), q["answer"]))
+    return out
 
 
 class ChoiceMatcher(ABC):

@@ -18,7 +18,7 @@ from accelerate import PartialState
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import decode_image, load_split
-from hermes_bench.judges import ExactChoice, MCQuestion, ask
+from hermes_bench.judges import ExactChoice, ask, parse_questions
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
 from hermes_bench.results import atomic_save_png
@@ -36,13 +36,7 @@ def _rows(spec: TaskSpec, limit: int | None) -> list[tuple]:
     out = []
     for i, row in enumerate(rows.select(range(min(limit or len(rows), len(rows))))):
         where = f"dataset {data['path']} row {i}"
-        try:
-            questions = [MCQuestion(q["question"], tuple(q["choices"]), q["answer"]) for q in row[fields["questions"]]]
-        except (KeyError, TypeError):
-            raise HermesBenchError(f"{where}: {fields['questions']} must be a list of {{question, choices, "
-                                   "answer}") from None
-        if any(q.answer not in q.choices for q in questions):
-            raise HermesBenchError(f"{where}: a question's answer is not among its choices")
+        questions = parse_questions(row[fields["questions"]], f"{where} {fields['questions']}")
         out.append((decode_image(row[fields["image"]], f"{where} {fields['image']}"), row[fields["caption"]],
                     questions))
     return out
