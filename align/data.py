@@ -69,7 +69,8 @@ def dataset_records(name: str, n: int | None = None, split: str = "train", image
     """The first n rows (all by default) of any `datasets` dataset (hub id or local folder) with an image and a
     caption column; only those images are decoded."""
     data = load_split(name, split, [image_column, caption_column], image_fields=[image_column])[split]
-    data = data.select(range(min(len(data), n if n is not None else len(data))))
+    if n is not None:
+        data = data.select(range(min(n, len(data))))
     return [Record(str(row.get("id", i)), decode_image(row[image_column], f"dataset {name} row {i} {image_column}"),
                    row[caption_column]) for i, row in enumerate(data)]
 
