@@ -191,12 +191,15 @@ def world_group() -> None:
 @click.option("--scenes", type=int, default=None, help="Training scenes (default: the recipe's).")
 @click.option("--vq-steps", type=int, default=None, help="VQ tokenizer steps (default: the recipe's).")
 @click.option("--lm-steps", type=int, default=None, help="Joint language-model steps (default: the recipe's).")
+@click.option("--focus-steps", type=int, default=None,
+              help="Position-focus steps after the joint phase (default: the recipe's).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
 @click.option("--guidance-scales", default="1.5,2,3,4,6", show_default=True,
               help="CFG scales to validate; the best becomes the model's default.")
 @click.option("--eval-limit", type=int, default=None, help="At most N samples per task in the model card's eval.")
 @_friendly
-def world_train_command(output, seed, scenes, vq_steps, lm_steps, device, guidance_scales, eval_limit) -> None:
+def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, device, guidance_scales,
+                        eval_limit) -> None:
     """Train the shapes-world tiny Janus from scratch, pick its CFG scale, evaluate it, write its model card."""
     _quiet_libraries()
     from dataclasses import replace
@@ -208,7 +211,8 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, device, guidan
 
     config = TrainConfig(seed=seed, device=resolve_device(device))
     config = replace(config, scenes=scenes or config.scenes, vq_steps=vq_steps or config.vq_steps,
-                     lm_steps=lm_steps or config.lm_steps)
+                     lm_steps=lm_steps or config.lm_steps,
+                     focus_steps=config.focus_steps if focus_steps is None else focus_steps)
     record = train_embedded(output, config, log=click.echo)
     scales = tuple(float(x) for x in _csv(guidance_scales))
     guidance = select_guidance(output, scales, device=config.device)

@@ -12,8 +12,8 @@ from hermes_bench.models import load_model
 from hermes_bench.models.tiny import BOI, BOS, PAD, tiny_janus
 from hermes_bench.results import files_sha256
 from hermes_bench.world.release import WEIGHTS
-from hermes_bench.world.scene import render, sample_scene
-from hermes_bench.world.training import Tokens, TrainConfig, pixel_tensor, train_embedded, unconditional
+from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
+from hermes_bench.world.training import Tokens, TrainConfig, build_examples, pixel_tensor, train_embedded, unconditional
 
 
 def test_training_inputs_match_the_processor_at_inference():
@@ -28,13 +28,24 @@ def test_training_inputs_match_the_processor_at_inference():
     assert Tokens(processor).generation("a red circle") == generation["input_ids"][0].tolist()
 
 
+def test_where_questions_ground_each_uniquely_named_object_in_its_cell():
+    _, processor = tiny_janus(seed=0)
+    scene = Scene((SceneObject("red", "circle", 0, 2), SceneObject("blue", "square", 1, 3),
+                   SceneObject("blue", "square", 3, 0)))
+    examples = build_examples([scene], Tokens(processor), random.Random(0))
+    answers = [processor.tokenizer.decode(ids[-n:-1]) for _, ids, n, _ in examples.grounding]
+    assert answers == ["row one, column three"]  # the two blue squares are ambiguous: not asked
+    assert "Where is the red circle?" in processor.tokenizer.decode(examples.grounding[0][1])
+
+
 def test_unconditional_prompt_keeps_only_bos_and_begin_of_image():
     ids = torch.tensor([[PAD, BOS, 40, 41, 42, BOI]])
     assert unconditional(ids).tolist() == [[PAD, BOS, PAD, PAD, PAD, BOI]]
 
 
 def test_world_train_runs_end_to_end_and_writes_a_model_card(tmp_path):
-    args = ["world", "train", "--scenes", "48", "--vq-steps", "5", "--lm-steps", "3", "--device", "cpu",
+    args = ["world", "train", "--scenes", "48", "--vq-steps", "5", "--lm-steps", "3", "--focus-steps", "2",
+            "--device", "cpu",
             "--guidance-scales", "1.5,2", "--eval-limit", "3", "--output", str(tmp_path / "a")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -54,9 +65,14 @@ def _quiet(_message: str) -> None:
 
 def test_training_is_deterministic(tmp_path):
     config = TrainConfig(hidden=32, layers=1, vision_layers=1, scenes=32, vq_assign_steps=3, vq_steps=3,
-                         lm_steps=3, batch_size=8)
+                         lm_steps=3, focus_steps=2, batch_size=8)
     train_embedded(tmp_path / "a", config, _quiet)
     train_embedded(tmp_path / "b", config, _quiet)
+    assert files_sha256([tmp_path / "a" / WEIGHTS]) == files_sha256([tmp_path / "b" / WEIGHTS])
+    (tmp_path / "b" / ".stages" / "trained.json").unlink()  # killed after the joint phase: resume from it
+    logged: list[str] = []
+    assert train_embedded(tmp_path / "b", config, logged.append)["resumed"] == ["VQ", "joint"]
+    assert not any(m.startswith(("vq ", "lm step")) for m in logged) and any("focus step" in m for m in logged)
     assert files_sha256([tmp_path / "a" / WEIGHTS]) == files_sha256([tmp_path / "b" / WEIGHTS])
     other = train_embedded(tmp_path / "c", replace(config, seed=1), _quiet)
     assert files_sha256([tmp_path / "c" / WEIGHTS]) != files_sha256([tmp_path / "a" / WEIGHTS])

@@ -47,6 +47,15 @@ def position_question(a: str, relation: str, b: str) -> str:
     return f"Is the {a} {phrase} the {b}?"
 
 
+def where_question(name: str) -> str:
+    return f"Where is the {name}?"
+
+
+def where_answer(row: int, col: int) -> str:
+    """'row two, column four' for the cell at (1, 3)."""
+    return f"row {NUMBERS[row + 1]}, column {NUMBERS[col + 1]}"
+
+
 def color_question(shape: str, color: str) -> str:
     return f"Is the {shape} {color}?"
 

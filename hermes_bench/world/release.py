@@ -54,6 +54,7 @@ def write_card(model_dir: Path, record: dict, guidance: dict[float, float], run:
     summary = run["summary"]
     sides = "\n".join(f"| {side} | {summary[side]['value']:.3f} | [{summary[side]['ci'][0]:.3f}, "
                       f"{summary[side]['ci'][1]:.3f}] |" for side in ("U", "G", "gap") if side in summary)
+    resumed = f", resumed after the saved {' and '.join(record['resumed'])} stages" if record["resumed"] else ""
     scales = "\n".join(f"| {k:g} | {v:.3f} |" for k, v in guidance.items())
     text = f"""# shapes-janus-tiny
 
@@ -64,9 +65,11 @@ the shapes world, so that newcomers, tests and alignment demos run a model that 
 - recipe: `hermes-bench world train --output DIR --seed {cfg['seed']}` (hermes_bench/world/training.py):
   the VQ image tokenizer first ({cfg['vq_steps']} steps), then the vision encoder and a {cfg['layers']}-layer,
   {cfg['hidden']}-wide Llama jointly ({cfg['lm_steps']} steps, batch {cfg['batch_size']}) on yes/no questions with
-  hard negatives, captions, and caption -> image tokens with condition dropout {cfg['condition_dropout']}
+  hard negatives, captions, and caption -> image tokens with condition dropout {cfg['condition_dropout']};
+  then a position-focus phase ({cfg['focus_steps']} steps, lr {cfg['focus_lr']:g}) that adds position questions
+  and where-questions ("Where is the red circle?" -> "row two, column three")
 - seeds: training {cfg['seed']}; CFG validation scenes seed {VALIDATION_SEED}; benchmarks use their own seeds
-- training took {record['seconds'] / 60:.1f} min on {cfg['device']} ({record['codes_in_use']} VQ codes in use)
+- training took {record['seconds'] / 60:.1f} min on {cfg['device']}{resumed} ({record['codes_in_use']} VQ codes in use)
 
 ## Default CFG scale: {best:g}
 Exact-judge accuracy of generated images on homologous questions, {VALIDATION_SEED}-seeded validation scenes:

@@ -1,6 +1,7 @@
 """Train the embedded tiny Janus on the shapes world from scratch: the VQ image tokenizer first, then the
 vision encoder and language model jointly on yes/no questions with hard negatives, captions, and caption ->
-image tokens (with condition dropout, so the unconditional branch that classifier-free guidance uses is trained).
+image tokens (with condition dropout, so the unconditional branch that classifier-free guidance uses is trained);
+then a position-focus phase (see `focus_on_position`). The VQ and joint stages are saved: a killed run resumes.
 
 Deterministic for a given seed, device and thread count. Inputs are built exactly as the processor builds
 them at inference (same image normalisation, same token layout, same unconditional prompt as Janus' CFG).
@@ -28,7 +29,7 @@ from hermes_bench.results import atomic_write_bytes, atomic_write_json, digest
 from hermes_bench.tasks.mme.mme_utils import doc_to_text as mme_prompt
 from hermes_bench.tasks.pope.pope_utils import doc_to_text as pope_prompt
 from hermes_bench.world import language
-from hermes_bench.world.questions import OPPOSITE, QUESTION_TYPES, question_pairs, relations
+from hermes_bench.world.questions import OPPOSITE, QUESTION_TYPES, question_pairs, relations, unique
 from hermes_bench.world.scene import CELL, COLORS, GRID, SHAPES, Scene, render, sample_scene
 
 
@@ -39,13 +40,15 @@ class TrainConfig:
     layers: int = 4
     vision_layers: int = 2
     scenes: int = 20000
-    vq_assign_steps: int = 300
+    vq_assign_steps: int = 1500
     vq_steps: int = 4000
     vq_lr: float = 3e-3
     lm_steps: int = 5000
     lm_lr: float = 1e-3
     warmup: int = 200
     batch_size: int = 64
+    focus_steps: int = 3000
+    focus_lr: float = 5e-4
     condition_dropout: float = 0.1
     guidance_scale: float = 2.0
     device: str = "cpu"
@@ -212,13 +215,18 @@ class Examples:
     """Pre-tokenised training examples; `scene` indexes the pixel / code tensors."""
 
     understanding: list[tuple[int, list[int], int, str]]  # scene, ids, answer length, question type
+    grounding: list[tuple[int, list[int], int, str]]  # where-questions, same layout
     captions: list[tuple[int, list[int], int]]
     generation: list[tuple[int, list[int]]]
 
 
 def build_examples(scenes: list[Scene], tokens: Tokens, rng: random.Random) -> Examples:
-    understanding, captions, generation = [], [], []
+    understanding, grounding, captions, generation = [], [], [], []
     for i, scene in enumerate(scenes):
+        for obj in unique(scene, lambda o: o.name):
+            ids, n = tokens.understanding(pope_prompt({"question": language.where_question(obj.name)}),
+                                          language.where_answer(obj.row, obj.col))
+            grounding.append((i, ids, n, "grounding"))
         for true, false in question_pairs(scene, rng):
             for q, answer in ((true, "Yes"), (false, "No")):
                 prompt = pope_prompt({"question": q.text}) if rng.random() < 0.5 else \
@@ -228,7 +236,7 @@ def build_examples(scenes: list[Scene], tokens: Tokens, rng: random.Random) -> E
         ids, n = tokens.understanding("<image>" + language.CAPTION_PROMPT, training_caption(scene, rng))
         captions.append((i, ids, n))
         generation.append((i, tokens.generation(generation_caption(scene, rng))))
-    return Examples(understanding, captions, generation)
+    return Examples(understanding, grounding, captions, generation)
 
 
 def understanding_loss(model, rows, pixels, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,12 +271,32 @@ def generation_loss(model, rows, codes, device, dropout: float, generator: torch
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
 
 
+def _trainable(model) -> list[torch.nn.Parameter]:
+    """Everything but the VQ, which stays frozen (its codes are the generation targets)."""
+    model.train()
+    model.model.vqmodel.eval()
+    return [p for name, p in model.named_parameters() if not name.startswith("model.vqmodel.")]
+
+
+def _update(optimizer, params, loss: torch.Tensor) -> None:
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+
+
+def _monitor(model, held_out: Examples, held_pixels, config: TrainConfig, line: str,
+             log: Callable[[str], None]) -> None:
+    model.eval()
+    accuracy = held_out_accuracy(model, held_out, held_pixels, config.device)
+    _trainable(model)
+    log(line + " | held-out " + " ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
+
+
 def train_lm(model, examples: Examples, pixels, codes, config: TrainConfig, log: Callable[[str], None],
              held_out: Examples, held_pixels) -> None:
     """Vision encoder + aligners + language model + generation head, jointly; the VQ stays frozen."""
-    model.train()
-    model.model.vqmodel.eval()
-    params = [p for name, p in model.named_parameters() if not name.startswith("model.vqmodel.")]
+    params = _trainable(model)
     optimizer = torch.optim.AdamW(params, lr=config.lm_lr, weight_decay=0.01, betas=(0.9, 0.98))
     schedule = _cosine_schedule(optimizer, config.warmup, config.lm_steps)
     rng = random.Random(config.seed + 1)
@@ -279,20 +307,39 @@ def train_lm(model, examples: Examples, pixels, codes, config: TrainConfig, log:
         c_loss, _ = understanding_loss(model, rng.sample(examples.captions, b // 2), pixels, config.device)
         g_loss = generation_loss(model, rng.sample(examples.generation, b // 2), codes, config.device,
                                  config.condition_dropout, generator)
-        loss = u_loss + c_loss + g_loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
+        _update(optimizer, params, u_loss + c_loss + g_loss)
         schedule.step()
         if step % 200 == 0 or step == config.lm_steps - 1:
-            model.eval()
-            accuracy = held_out_accuracy(model, held_out, held_pixels, config.device)
-            model.train()
-            model.model.vqmodel.eval()
-            log(f"lm step {step}: understanding {u_loss.item():.3f} caption {c_loss.item():.3f} "
-                f"generation {g_loss.item():.3f} | held-out " +
-                " ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
+            _monitor(model, held_out, held_pixels, config, f"lm step {step}: understanding {u_loss.item():.3f} "
+                     f"caption {c_loss.item():.3f} generation {g_loss.item():.3f}", log)
+    model.eval()
+
+
+def focus_on_position(model, examples: Examples, pixels, codes, config: TrainConfig, log: Callable[[str], None],
+                      held_out: Examples, held_pixels) -> None:
+    """A second phase for position questions, which the joint phase leaves at chance: with their hard negatives
+    (the same two objects, the opposite relation) the answer is the XOR of the relation word and the objects'
+    order, so no single feature points to it. Each step trains on questions of every type plus as many position
+    questions, on where-questions ("Where is the red circle?" -> "row two, column three": the object-to-cell
+    lookup that position needs, as a direct target), and on some captions and generation so the rest holds.
+    Fresh AdamW at a constant learning rate."""
+    params = _trainable(model)
+    optimizer = torch.optim.AdamW(params, lr=config.focus_lr, weight_decay=0.01, betas=(0.9, 0.98))
+    rng = random.Random(config.seed + 2)
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    position = [r for r in examples.understanding if r[3] == "position"]
+    half, quarter = config.batch_size // 2, config.batch_size // 4
+    for step in range(1, config.focus_steps + 1):
+        u_loss, _ = understanding_loss(model, rng.sample(examples.understanding, half) + rng.sample(position, half),
+                                       pixels, config.device)
+        w_loss, _ = understanding_loss(model, rng.sample(examples.grounding, half), pixels, config.device)
+        c_loss, _ = understanding_loss(model, rng.sample(examples.captions, quarter), pixels, config.device)
+        g_loss = generation_loss(model, rng.sample(examples.generation, quarter), codes, config.device,
+                                 config.condition_dropout, generator)
+        _update(optimizer, params, u_loss + w_loss + c_loss + g_loss)
+        if step % 100 == 0 or step == config.focus_steps:
+            _monitor(model, held_out, held_pixels, config, f"focus step {step}: understanding {u_loss.item():.3f} "
+                     f"where {w_loss.item():.3f} caption {c_loss.item():.3f} generation {g_loss.item():.3f}", log)
     model.eval()
 
 
@@ -300,8 +347,8 @@ def train_lm(model, examples: Examples, pixels, codes, config: TrainConfig, log:
 def held_out_accuracy(model, held_out: Examples, pixels, device, batch: int = 256) -> dict[str, float]:
     """Teacher-forced exact-answer accuracy per question type on held-out scenes (a quick training monitor;
     the benchmarks measure with generated answers)."""
-    hits: dict[str, list[bool]] = {k: [] for k in QUESTION_TYPES}
-    rows = held_out.understanding
+    hits: dict[str, list[bool]] = {k: [] for k in (*QUESTION_TYPES, "grounding")}
+    rows = held_out.understanding + held_out.grounding
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
         _, correct = understanding_loss(model, chunk, pixels, device)
@@ -310,9 +357,16 @@ def held_out_accuracy(model, held_out: Examples, pixels, device, batch: int = 25
     return {k: sum(v) / len(v) for k, v in hits.items() if v}
 
 
+def _save_stage(path: Path, state: dict[str, torch.Tensor]) -> None:
+    buffer = io.BytesIO()  # written whole or not at all: a killed save must not be resumed from
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None] = print) -> dict:
     """Build, train and save the embedded model; returns the training record for the model card. A rerun into
-    the same folder resumes: after a finished VQ stage, or not at all when the whole recipe finished."""
+    the same folder resumes: after a finished VQ stage or joint phase, or not at all when the whole recipe
+    finished."""
     finished = out_dir / ".stages" / "trained.json"
     if finished.is_file() and (record := json.loads(finished.read_text()))["config"] == asdict(config):
         return record
@@ -328,14 +382,14 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     pixels, held_pixels = pixel_tensor(scenes), pixel_tensor(held_scenes)
     vq_recipe = (config.seed, config.hidden, config.scenes, config.vq_assign_steps, config.vq_steps, config.vq_lr)
     vq_stage = out_dir / ".stages" / f"vq-{digest(*vq_recipe)[:12]}.pt"
+    resumed = []  # stages loaded from an earlier run, whose time `seconds` does not include
     if vq_stage.is_file():  # a finished VQ stage of this recipe: training resumes after it
+        resumed.append("VQ")
         model.model.vqmodel.load_state_dict(torch.load(vq_stage, map_location=config.device))
         model.model.vqmodel.eval()
     else:
         train_vq(model, pixels, config, log)
-        buffer = io.BytesIO()  # written whole or not at all: a killed save must not be resumed from
-        torch.save(model.model.vqmodel.state_dict(), buffer)
-        atomic_write_bytes(vq_stage, buffer.getvalue())
+        _save_stage(vq_stage, model.model.vqmodel.state_dict())
     vq_seconds = time.perf_counter() - start
     exactness = reconstruction_exactness(model, processor, held_scenes, config.device)
     log(f"vq: {exactness:.1%} of held-out scenes read back exactly after encode + decode")
@@ -347,12 +401,20 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     held_out = build_examples(held_scenes, tokens, held_rng)
     with torch.no_grad():  # image-token embeddings start at their codebook vectors
         model.model.generation_embeddings.weight.copy_(model.model.vqmodel.quantize.embedding.weight)
-    train_lm(model, examples, pixels, codes, config, log, held_out, held_pixels)
+    joint_recipe = {k: v for k, v in asdict(config).items() if not k.startswith("focus_")}
+    joint_stage = out_dir / ".stages" / f"joint-{digest(joint_recipe)[:12]}.pt"
+    if joint_stage.is_file():  # a finished joint phase of this recipe: training resumes after it
+        resumed.append("joint")
+        model.load_state_dict(torch.load(joint_stage, map_location=config.device))
+    else:
+        train_lm(model, examples, pixels, codes, config, log, held_out, held_pixels)
+        _save_stage(joint_stage, model.state_dict())
+    focus_on_position(model, examples, pixels, codes, config, log, held_out, held_pixels)
     accuracy = held_out_accuracy(model, held_out, held_pixels, config.device)
     model.to("cpu").save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     record = {"config": asdict(config), "vq_seconds": round(vq_seconds, 1),
-              "seconds": round(time.perf_counter() - start, 1), "codes_in_use": codes_in_use,
+              "seconds": round(time.perf_counter() - start, 1), "resumed": resumed, "codes_in_use": codes_in_use,
               "vq_reconstruction_exactness": exactness, "held_out_teacher_forced_accuracy": accuracy,
               "vocabulary": {"colors": list(COLORS), "shapes": list(SHAPES)}}
     atomic_write_json(finished, record)
