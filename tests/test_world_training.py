@@ -45,8 +45,7 @@ def test_unconditional_prompt_keeps_only_bos_and_begin_of_image():
 
 def test_world_train_runs_end_to_end_and_writes_a_model_card(tmp_path):
     args = ["world", "train", "--scenes", "48", "--vq-steps", "5", "--lm-steps", "3", "--focus-steps", "2",
-            "--device", "cpu",
-            "--guidance-scales", "1.5,2", "--eval-limit", "3", "--output", str(tmp_path / "a")]
+            "--device", "cpu", "--guidance-scales", "1.5,2", "--eval-limit", "3", "--output", str(tmp_path / "a")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     card = (tmp_path / "a" / "README.md").read_text()

@@ -271,10 +271,14 @@ def generation_loss(model, rows, codes, device, dropout: float, generator: torch
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
 
 
-def _trainable(model) -> list[torch.nn.Parameter]:
-    """Everything but the VQ, which stays frozen (its codes are the generation targets)."""
+def _train_mode(model) -> None:
+    """Training mode for everything but the VQ, which stays frozen (its codes are the generation targets)."""
     model.train()
     model.model.vqmodel.eval()
+
+
+def _trainable(model) -> list[torch.nn.Parameter]:
+    _train_mode(model)
     return [p for name, p in model.named_parameters() if not name.startswith("model.vqmodel.")]
 
 
@@ -289,7 +293,7 @@ def _monitor(model, held_out: Examples, held_pixels, config: TrainConfig, line: 
              log: Callable[[str], None]) -> None:
     model.eval()
     accuracy = held_out_accuracy(model, held_out, held_pixels, config.device)
-    _trainable(model)
+    _train_mode(model)
     log(line + " | held-out " + " ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
 
 
