@@ -192,7 +192,7 @@ def world_group() -> None:
 @click.option("--vq-steps", type=int, default=None, help="VQ tokenizer steps (default: the recipe's).")
 @click.option("--lm-steps", type=int, default=None, help="Joint language-model steps (default: the recipe's).")
 @click.option("--focus-steps", type=int, default=None,
-              help="Position-focus steps after the joint phase (default: the recipe's).")
+              help="Focus-phase steps (position and count) after the joint phase (default: the recipe's).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
 @click.option("--guidance-scales", default="1.5,2,3,4,6", show_default=True,
               help="CFG scales to validate; the best becomes the model's default.")

@@ -13,7 +13,15 @@ from hermes_bench.models.tiny import BOI, BOS, PAD, tiny_janus
 from hermes_bench.results import files_sha256
 from hermes_bench.world.release import WEIGHTS
 from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
-from hermes_bench.world.training import Tokens, TrainConfig, build_examples, pixel_tensor, train_embedded, unconditional
+from hermes_bench.world.training import (
+    Tokens,
+    TrainConfig,
+    build_examples,
+    open_questions,
+    pixel_tensor,
+    train_embedded,
+    unconditional,
+)
 
 
 def test_training_inputs_match_the_processor_at_inference():
@@ -28,14 +36,25 @@ def test_training_inputs_match_the_processor_at_inference():
     assert Tokens(processor).generation("a red circle") == generation["input_ids"][0].tolist()
 
 
-def test_where_questions_ground_each_uniquely_named_object_in_its_cell():
-    _, processor = tiny_janus(seed=0)
+def test_open_questions_ask_only_what_the_scene_determines():
     scene = Scene((SceneObject("red", "circle", 0, 2), SceneObject("blue", "square", 1, 3),
-                   SceneObject("blue", "square", 3, 0)))
+                   SceneObject("blue", "square", 3, 0), SceneObject("green", "circle", 0, 0)))
+    asked = {(kind, question): answer for kind, question, answer in open_questions(scene)}
+    assert asked == {  # the two blue squares are ambiguous: neither located nor related
+        ("where", "Where is the red circle?"): "row one, column three",
+        ("where", "Where is the green circle?"): "row one, column one",
+        ("relation", "Where is the red circle relative to the green circle?"): "right of",
+        ("relation", "Where is the green circle relative to the red circle?"): "left of",
+        ("how many", "How many blue squares are there?"): "two",
+        ("how many", "How many green circles are there?"): "one",
+        ("how many", "How many red circles are there?"): "one",
+        ("how many", "How many circles are there?"): "two",
+        ("how many", "How many squares are there?"): "two"}
+    _, processor = tiny_janus(seed=0)
     examples = build_examples([scene], Tokens(processor), random.Random(0))
-    answers = [processor.tokenizer.decode(ids[-n:-1]) for _, ids, n, _ in examples.grounding]
-    assert answers == ["row one, column three"]  # the two blue squares are ambiguous: not asked
-    assert "Where is the red circle?" in processor.tokenizer.decode(examples.grounding[0][1])
+    _, ids, n, kind = examples.open_questions[0]
+    assert kind == "where" and processor.tokenizer.decode(ids[-n:-1]) == "row one, column three"
+    assert "Where is the red circle?" in processor.tokenizer.decode(ids)
 
 
 def test_unconditional_prompt_keeps_only_bos_and_begin_of_image():

@@ -56,6 +56,14 @@ def where_answer(row: int, col: int) -> str:
     return f"row {NUMBERS[row + 1]}, column {NUMBERS[col + 1]}"
 
 
+def relation_question(a: str, b: str) -> str:
+    return f"Where is the {a} relative to the {b}?"
+
+
+def how_many_question(name: str) -> str:
+    return f"How many {plural(name)} are there?"
+
+
 def color_question(shape: str, color: str) -> str:
     return f"Is the {shape} {color}?"
 

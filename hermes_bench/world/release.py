@@ -66,8 +66,9 @@ the shapes world, so that newcomers, tests and alignment demos run a model that 
   the VQ image tokenizer first ({cfg['vq_steps']} steps), then the vision encoder and a {cfg['layers']}-layer,
   {cfg['hidden']}-wide Llama jointly ({cfg['lm_steps']} steps, batch {cfg['batch_size']}) on yes/no questions with
   hard negatives, captions, and caption -> image tokens with condition dropout {cfg['condition_dropout']};
-  then a position-focus phase ({cfg['focus_steps']} steps, lr {cfg['focus_lr']:g}) that adds position questions
-  and where-questions ("Where is the red circle?" -> "row two, column three")
+  then a focus phase ({cfg['focus_steps']} steps, lr {cfg['focus_lr']:g}) that adds position and count questions
+  and the open questions they reduce to ("Where is the red circle?" -> "row two, column three"; "Where is the red
+  circle relative to the blue square?" -> "left of"; "How many circles are there?" -> "two")
 - seeds: training {cfg['seed']}; CFG validation scenes seed {VALIDATION_SEED}; benchmarks use their own seeds
 - training took {record['seconds'] / 60:.1f} min on {cfg['device']}{resumed} ({record['codes_in_use']} VQ codes in use)
 

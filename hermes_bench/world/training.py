@@ -1,7 +1,8 @@
 """Train the embedded tiny Janus on the shapes world from scratch: the VQ image tokenizer first, then the
 vision encoder and language model jointly on yes/no questions with hard negatives, captions, and caption ->
 image tokens (with condition dropout, so the unconditional branch that classifier-free guidance uses is trained);
-then a position-focus phase (see `focus_on_position`). The VQ and joint stages are saved: a killed run resumes.
+then a focus phase for position and count (see `focus_on_position_and_count`). The VQ and joint stages are
+saved: a killed run resumes.
 
 Deterministic for a given seed, device and thread count. Inputs are built exactly as the processor builds
 them at inference (same image normalisation, same token layout, same unconditional prompt as Janus' CFG).
@@ -29,7 +30,7 @@ from hermes_bench.results import atomic_write_bytes, atomic_write_json, digest
 from hermes_bench.tasks.mme.mme_utils import doc_to_text as mme_prompt
 from hermes_bench.tasks.pope.pope_utils import doc_to_text as pope_prompt
 from hermes_bench.world import language
-from hermes_bench.world.questions import OPPOSITE, QUESTION_TYPES, question_pairs, relations, unique
+from hermes_bench.world.questions import OPPOSITE, QUESTION_TYPES, clear_pairs, question_pairs, relations, unique
 from hermes_bench.world.scene import CELL, COLORS, GRID, SHAPES, Scene, render, sample_scene
 
 
@@ -47,7 +48,7 @@ class TrainConfig:
     lm_lr: float = 1e-3
     warmup: int = 200
     batch_size: int = 64
-    focus_steps: int = 3000
+    focus_steps: int = 4000
     focus_lr: float = 5e-4
     condition_dropout: float = 0.1
     guidance_scale: float = 2.0
@@ -215,18 +216,33 @@ class Examples:
     """Pre-tokenised training examples; `scene` indexes the pixel / code tensors."""
 
     understanding: list[tuple[int, list[int], int, str]]  # scene, ids, answer length, question type
-    grounding: list[tuple[int, list[int], int, str]]  # where-questions, same layout
+    open_questions: list[tuple[int, list[int], int, str]]  # where / relation / how many, same layout
     captions: list[tuple[int, list[int], int]]
     generation: list[tuple[int, list[int]]]
 
 
+def open_questions(scene: Scene) -> list[tuple[str, str, str]]:
+    """Training-only questions with a direct answer, (kind, question, answer): where each uniquely named object
+    is ("row two, column three"), how two of them in one clear relation are placed ("left of"), and how many
+    there are of each name and shape in the scene ("two"). Position and count yes/no questions reduce to these."""
+    found = [("where", language.where_question(o.name), language.where_answer(o.row, o.col))
+             for o in unique(scene, lambda o: o.name)]
+    for a, b, relation in clear_pairs(scene):
+        found += [("relation", language.relation_question(a.name, b.name), relation),
+                  ("relation", language.relation_question(b.name, a.name), OPPOSITE[relation])]
+    shapes = sorted({o.shape for o in scene.objects})
+    for shape, color in sorted({(o.shape, o.color) for o in scene.objects}) + [(s, None) for s in shapes]:
+        name = f"{color} {shape}" if color else shape
+        found.append(("how many", language.how_many_question(name), language.NUMBERS[scene.count(shape, color)]))
+    return found
+
+
 def build_examples(scenes: list[Scene], tokens: Tokens, rng: random.Random) -> Examples:
-    understanding, grounding, captions, generation = [], [], [], []
+    understanding, open_rows, captions, generation = [], [], [], []
     for i, scene in enumerate(scenes):
-        for obj in unique(scene, lambda o: o.name):
-            ids, n = tokens.understanding(pope_prompt({"question": language.where_question(obj.name)}),
-                                          language.where_answer(obj.row, obj.col))
-            grounding.append((i, ids, n, "grounding"))
+        for kind, question, answer in open_questions(scene):
+            ids, n = tokens.understanding(pope_prompt({"question": question}), answer)
+            open_rows.append((i, ids, n, kind))
         for true, false in question_pairs(scene, rng):
             for q, answer in ((true, "Yes"), (false, "No")):
                 prompt = pope_prompt({"question": q.text}) if rng.random() < 0.5 else \
@@ -236,7 +252,7 @@ def build_examples(scenes: list[Scene], tokens: Tokens, rng: random.Random) -> E
         ids, n = tokens.understanding("<image>" + language.CAPTION_PROMPT, training_caption(scene, rng))
         captions.append((i, ids, n))
         generation.append((i, tokens.generation(generation_caption(scene, rng))))
-    return Examples(understanding, grounding, captions, generation)
+    return Examples(understanding, open_rows, captions, generation)
 
 
 def understanding_loss(model, rows, pixels, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -319,31 +335,37 @@ def train_lm(model, examples: Examples, pixels, codes, config: TrainConfig, log:
     model.eval()
 
 
-def focus_on_position(model, examples: Examples, pixels, codes, config: TrainConfig, log: Callable[[str], None],
-                      held_out: Examples, held_pixels) -> None:
-    """A second phase for position questions, which the joint phase leaves at chance: with their hard negatives
-    (the same two objects, the opposite relation) the answer is the XOR of the relation word and the objects'
-    order, so no single feature points to it. Each step trains on questions of every type plus as many position
-    questions, on where-questions ("Where is the red circle?" -> "row two, column three": the object-to-cell
-    lookup that position needs, as a direct target), and on some captions and generation so the rest holds.
-    Fresh AdamW at a constant learning rate."""
+def focus_on_position_and_count(model, examples: Examples, pixels, codes, config: TrainConfig,
+                                log: Callable[[str], None], held_out: Examples, held_pixels) -> None:
+    """A second phase for position and count questions, which the joint phase leaves at chance and short of
+    0.9: with their hard negatives (the same two objects, the opposite relation; a count off by one) no single
+    feature points to the answer. Each step trains on questions of every type plus extra position and count
+    questions, on the open questions they reduce to (where each object is, how two are placed, how many there
+    are: direct targets for the lookup and the comparison), and on some captions and generation so the rest
+    holds. Fresh AdamW at a constant learning rate."""
     params = _trainable(model)
     optimizer = torch.optim.AdamW(params, lr=config.focus_lr, weight_decay=0.01, betas=(0.9, 0.98))
     rng = random.Random(config.seed + 2)
     generator = torch.Generator().manual_seed(config.seed + 2)
     position = [r for r in examples.understanding if r[3] == "position"]
-    half, quarter = config.batch_size // 2, config.batch_size // 4
+    count = [r for r in examples.understanding if r[3] == "count"]
+    # twice as many where-questions: position only rises once they are answered
+    open_kinds = [([r for r in examples.open_questions if r[3] == kind], share)
+                  for kind, share in (("where", 2), ("relation", 1), ("how many", 1))]
+    b = config.batch_size
     for step in range(1, config.focus_steps + 1):
-        u_loss, _ = understanding_loss(model, rng.sample(examples.understanding, half) + rng.sample(position, half),
-                                       pixels, config.device)
-        w_loss, _ = understanding_loss(model, rng.sample(examples.grounding, half), pixels, config.device)
-        c_loss, _ = understanding_loss(model, rng.sample(examples.captions, quarter), pixels, config.device)
-        g_loss = generation_loss(model, rng.sample(examples.generation, quarter), codes, config.device,
+        asked = rng.sample(examples.understanding, b // 2) + rng.sample(position, b * 3 // 8) + \
+            rng.sample(count, b // 8)
+        u_loss, _ = understanding_loss(model, asked, pixels, config.device)
+        opened = [r for rows, share in open_kinds for r in rng.sample(rows, b * share // 4)]
+        o_loss, _ = understanding_loss(model, opened, pixels, config.device)
+        c_loss, _ = understanding_loss(model, rng.sample(examples.captions, b // 4), pixels, config.device)
+        g_loss = generation_loss(model, rng.sample(examples.generation, b // 4), codes, config.device,
                                  config.condition_dropout, generator)
-        _update(optimizer, params, u_loss + w_loss + c_loss + g_loss)
+        _update(optimizer, params, u_loss + o_loss + c_loss + g_loss)
         if step % 100 == 0 or step == config.focus_steps:
             _monitor(model, held_out, held_pixels, config, f"focus step {step}: understanding {u_loss.item():.3f} "
-                     f"where {w_loss.item():.3f} caption {c_loss.item():.3f} generation {g_loss.item():.3f}", log)
+                     f"open {o_loss.item():.3f} caption {c_loss.item():.3f} generation {g_loss.item():.3f}", log)
     model.eval()
 
 
@@ -351,8 +373,8 @@ def focus_on_position(model, examples: Examples, pixels, codes, config: TrainCon
 def held_out_accuracy(model, held_out: Examples, pixels, device, batch: int = 256) -> dict[str, float]:
     """Teacher-forced exact-answer accuracy per question type on held-out scenes (a quick training monitor;
     the benchmarks measure with generated answers)."""
-    hits: dict[str, list[bool]] = {k: [] for k in (*QUESTION_TYPES, "grounding")}
-    rows = held_out.understanding + held_out.grounding
+    hits: dict[str, list[bool]] = {k: [] for k in (*QUESTION_TYPES, "where", "relation", "how many")}
+    rows = held_out.understanding + held_out.open_questions
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
         _, correct = understanding_loss(model, chunk, pixels, device)
@@ -413,7 +435,7 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     else:
         train_lm(model, examples, pixels, codes, config, log, held_out, held_pixels)
         _save_stage(joint_stage, model.state_dict())
-    focus_on_position(model, examples, pixels, codes, config, log, held_out, held_pixels)
+    focus_on_position_and_count(model, examples, pixels, codes, config, log, held_out, held_pixels)
     accuracy = held_out_accuracy(model, held_out, held_pixels, config.device)
     model.to("cpu").save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
