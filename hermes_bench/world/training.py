@@ -337,11 +337,11 @@ def train_lm(model, examples: Examples, pixels, codes, config: TrainConfig, log:
 
 def focus_on_position_and_count(model, examples: Examples, pixels, codes, config: TrainConfig,
                                 log: Callable[[str], None], held_out: Examples, held_pixels) -> None:
-    """A second phase for position and count questions, which the joint phase leaves at chance and short of
-    0.9: with their hard negatives (the same two objects, the opposite relation; a count off by one) no single
-    feature points to the answer. Each step trains on questions of every type plus extra position and count
-    questions, on the open questions they reduce to (where each object is, how two are placed, how many there
-    are: direct targets for the lookup and the comparison), and on some captions and generation so the rest
+    """A second phase for position and count questions, which the joint phase leaves at chance (position) and
+    below 0.9 (count): with their hard negatives (the same two objects, the opposite relation; a count off by
+    one) no single feature points to the answer. Each step trains on questions of every type plus extra position
+    and count questions, on the open questions they reduce to (where each object is, how two are placed, how many
+    there are: direct targets for the lookup and the comparison), and on some captions and generation so the rest
     holds. Fresh AdamW at a constant learning rate."""
     params = _trainable(model)
     optimizer = torch.optim.AdamW(params, lr=config.focus_lr, weight_decay=0.01, betas=(0.9, 0.98))
