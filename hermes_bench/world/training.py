@@ -221,6 +221,9 @@ class Examples:
     generation: list[tuple[int, list[int]]]
 
 
+OPEN_KINDS = ("where", "relation", "how many")
+
+
 def open_questions(scene: Scene) -> list[tuple[str, str, str]]:
     """Training-only questions with a direct answer, (kind, question, answer): where each uniquely named object
     is ("row two, column three"), how two of them in one clear relation are placed ("left of"), and how many
@@ -351,7 +354,7 @@ def focus_on_position_and_count(model, examples: Examples, pixels, codes, config
     count = [r for r in examples.understanding if r[3] == "count"]
     # twice as many where-questions: position only rises once they are answered
     open_kinds = [([r for r in examples.open_questions if r[3] == kind], share)
-                  for kind, share in (("where", 2), ("relation", 1), ("how many", 1))]
+                  for kind, share in zip(OPEN_KINDS, (2, 1, 1), strict=True)]
     b = config.batch_size
     for step in range(1, config.focus_steps + 1):
         asked = rng.sample(examples.understanding, b // 2) + rng.sample(position, b * 3 // 8) + \
@@ -373,7 +376,7 @@ def focus_on_position_and_count(model, examples: Examples, pixels, codes, config
 def held_out_accuracy(model, held_out: Examples, pixels, device, batch: int = 256) -> dict[str, float]:
     """Teacher-forced exact-answer accuracy per question type on held-out scenes (a quick training monitor;
     the benchmarks measure with generated answers)."""
-    hits: dict[str, list[bool]] = {k: [] for k in (*QUESTION_TYPES, "where", "relation", "how many")}
+    hits: dict[str, list[bool]] = {k: [] for k in (*QUESTION_TYPES, *OPEN_KINDS)}
     rows = held_out.understanding + held_out.open_questions
     for i in range(0, len(rows), batch):
         chunk = rows[i:i + batch]
