@@ -44,7 +44,7 @@ REFERENCES = ("previous", "initial")
 class AlignConfig:
     model: str | None = None  # None: the embedded model
     data: str | None = None  # None: the shapes world
-    records: int = 300
+    records: int = 1000
     data_seed: int = 7007  # shapes world: disjoint from every eval task's seed
     questions: Path | None = None  # JSONL of {id, questions} for data that has none
     rounds: int = 3

@@ -41,7 +41,7 @@ class TrainingConfig:
     lr: float = 2e-5
     weight_decay: float = 0.01
     warmup: int = 10
-    steps: int = 100
+    steps: int = 300
     batch_size: int = 4
     grad_accum: int = 1
     condition_dropout: float = 0.1

@@ -106,7 +106,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--rounds", type=int, default=3, show_default=True, help="Self-play rounds.")
 @click.option("--data", default=None, help="Homologous data: a JSON/JSONL file (image, caption, questions?), a "
                                          "datasets id or folder. Default: the shapes world.")
-@click.option("--records", type=int, default=None, help="How many records to curate from (default 300).")
+@click.option("--records", type=int, default=None, help="How many records to curate from (default 1000).")
 @click.option("--questions", type=click.Path(path_type=Path), default=None,
               help="JSONL of {id, questions: [{question, choices, answer}]} for data without questions.")
 @click.option("--mode", type=click.Choice(["pair", "understanding", "generation"]), default="pair",
@@ -116,7 +116,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--beta", "betas", default="0.2", show_default=True,
               help="DPO beta; a comma list retries a rolled-back round with the next value.")
 @click.option("--lr", type=float, default=None, help="Learning rate (default 2e-5).")
-@click.option("--steps", type=int, default=None, help="Training steps per round (default 100).")
+@click.option("--steps", type=int, default=None, help="Training steps per round (default 300).")
 @click.option("--train-batch-size", type=int, default=None, help="Records per step (default 4).")
 @click.option("--grad-accum", type=int, default=1, show_default=True)
 @click.option("--checkpoint-every", type=int, default=25, show_default=True, help="Steps between checkpoints.")
