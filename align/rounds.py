@@ -16,6 +16,7 @@ from pathlib import Path
 from hermes_bench.align.curate import CurationConfig, Samples, caption_samples, image_samples, pairs_table
 from hermes_bench.align.data import load_questions, load_records
 from hermes_bench.align.gate import Decision, compare
+from hermes_bench.align.question_generation import LMQuestionGenerator
 from hermes_bench.align.report import plot_rounds, write_table
 from hermes_bench.align.scorers import (
     CaptionScorer,
@@ -33,7 +34,7 @@ from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, evaluate
 from hermes_bench.judges import ChoiceMatcher, ExactChoice
 from hermes_bench.models import embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.results import atomic_write_json
+from hermes_bench.results import atomic_write_json, atomic_write_jsonl
 from hermes_bench.summary import Scored
 
 JUDGES = ("self", "exact")
@@ -47,6 +48,7 @@ class AlignConfig:
     records: int = 1000
     data_seed: int = 7007  # shapes world: disjoint from every eval task's seed
     questions: Path | None = None  # JSONL of {id, questions} for data that has none
+    question_generator: str | None = None  # a causal LM that writes questions for records still without any
     rounds: int = 3
     betas: tuple[float, ...] = (0.2,)  # a rolled-back round is retried with the next beta
     reference: str = "previous"
@@ -87,6 +89,29 @@ class Aligner:
         if config.judge == "exact" and not shapes:
             raise HermesBenchError("--judge exact needs the shapes world (no --data): real data has no oracle")
         self.by_id = {r.id: r for r in self.records}
+        if "generation" in SIDES[config.training.mode]:
+            self._ensure_questions()
+
+    def _ensure_questions(self) -> None:
+        """Generation pairs need questions: records without any get them from the question generator (written
+        to the output folder as a --questions file, which a rerun reuses), or the run stops here with the fix."""
+        missing = [r for r in self.records if not r.questions]
+        if not missing:
+            return
+        c = self.config
+        if c.question_generator is None:
+            raise HermesBenchError(f"record {missing[0].id} has no questions, which generation pairs need: pass "
+                                   "--questions FILE.jsonl or --question-generator MODEL_ID, or --mode understanding")
+        path = c.output / "questions.jsonl"
+        if not path.is_file():
+            self.log(f"writing questions for {len(missing)} records with {c.question_generator}")
+            generator = LMQuestionGenerator(c.question_generator, resolve_device(c.device))
+            written = generator.generate([r.caption for r in missing])
+            atomic_write_jsonl(path, [{"id": r.id, "questions": [{"question": q.text, "choices": list(q.choices),
+                                                                  "answer": q.answer} for q in qs]}
+                                      for r, qs in zip(missing, written, strict=True)])
+        load_questions(self.records, path)
+        self.log(f"questions: {sum(bool(r.questions) for r in missing)} of {len(missing)} records got at least one")
 
     def _load(self, path: str) -> UnifiedModel:
         return load_model(path, self.config.device, "float32")  # trained in float32, bf16 autocast on GPUs

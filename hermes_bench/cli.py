@@ -109,6 +109,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--records", type=int, default=None, help="How many records to curate from (default 1000).")
 @click.option("--questions", type=click.Path(path_type=Path), default=None,
               help="JSONL of {id, questions: [{question, choices, answer}]} for data without questions.")
+@click.option("--question-generator", default=None,
+              help="Causal LM id or folder that writes TIFA-style questions for records that have none.")
 @click.option("--mode", type=click.Choice(["pair", "understanding", "generation"]), default="pair",
               show_default=True, help="Pair-DPO, or the paper's understanding-only / generation-only ablations.")
 @click.option("--form", type=click.Choice(["sum", "joint"]), default="sum", show_default=True,
@@ -144,9 +146,10 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
                                                                  "with bf16 autocast on GPUs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_friendly
-def align_command(model, rounds, data, records, questions, mode, form, betas, lr, steps, train_batch_size,
-                  grad_accum, checkpoint_every, images, curation_batch_size, judge, caption_scorer, choice_matcher,
-                  reference, gate_tasks, gate_limit, report_tasks, tolerance, output, device, dtype, seed) -> None:
+def align_command(model, rounds, data, records, questions, question_generator, mode, form, betas, lr, steps,
+                  train_batch_size, grad_accum, checkpoint_every, images, curation_batch_size, judge, caption_scorer,
+                  choice_matcher, reference, gate_tasks, gate_limit, report_tasks, tolerance, output, device, dtype,
+                  seed) -> None:
     """Close the gap with HermesFlow: curate preference pairs from the model's own outputs, train with Pair-DPO,
     repeat in self-play rounds; each round is kept only when the gate tasks say it helped."""
     _quiet_libraries()
@@ -164,8 +167,8 @@ def align_command(model, rounds, data, records, questions, mode, form, betas, lr
                        batch_size=train_batch_size or training.batch_size)
     curation = CurationConfig(batch_size=curation_batch_size, seed=seed)
     curation = replace(curation, images=images or curation.images)
-    config = AlignConfig(model=model, data=data, questions=questions, rounds=rounds,
-                         betas=tuple(float(b) for b in _csv(betas)), reference=reference, judge=judge,
+    config = AlignConfig(model=model, data=data, questions=questions, question_generator=question_generator,
+                         rounds=rounds, betas=tuple(float(b) for b in _csv(betas)), reference=reference, judge=judge,
                          caption_scorer=caption_scorer, choice_matcher=choice_matcher, tolerance=tolerance,
                          gate_limit=gate_limit, output=output, device=device, dtype=dtype, seed=seed,
                          curation=curation, training=training)
