@@ -76,6 +76,9 @@ def test_a_round_that_makes_things_worse_is_rolled_back(tmp_path):
     (["--judge", "exact", "--data", "{data}"], "needs the shapes world"),
     (["--gate-tasks", "no_such_task"], "no_such_task"),
     (["--data", "{empty}"], "gives no records"),
+    (["--data", "{data}", "--question-generator", "{data}.missing"], "cannot load the question generator"),
+    (["--data", "{data}", "--mode", "understanding", "--gate-limit", "2", "--caption-scorer", "{data}.missing"],
+     "cannot load the text encoder"),
 ])
 def test_align_bad_input_is_one_line(tmp_path, args, message):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
