@@ -95,13 +95,14 @@ class LMQuestionGenerator(QuestionGenerator):
         keep = batch.attention_mask[:, 1:].bool() & (torch.arange(targets.shape[1], device=self.device) >= start - 1)
         return (picked * keep).sum(-1).tolist()
 
+    def ranks_its_answer_first(self, caption: str, question: MCQuestion) -> bool:
+        scores = self.choice_logprobs(caption, question)
+        return question.choices[scores.index(max(scores))] == question.answer
+
     def generate(self, captions):
         out = []
         for start in range(0, len(captions), self.batch_size):
             chunk = captions[start:start + self.batch_size]
             for caption, text in zip(chunk, self._complete([FEW_SHOT + described(c) for c in chunk]), strict=True):
-                questions = parse_generated(text)
-                out.append([q for q in questions
-                            if q.choices[max(range(len(q.choices)),
-                                             key=self.choice_logprobs(caption, q).__getitem__)] == q.answer])
+                out.append([q for q in parse_generated(text) if self.ranks_its_answer_first(caption, q)])
         return out

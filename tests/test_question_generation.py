@@ -66,6 +66,8 @@ def test_generator_writes_and_keeps_the_captions_questions(writer):
     question = written[0][0]
     scores = generator.choice_logprobs(RECORDS[0].caption, question)
     assert scores[question.choices.index(question.answer)] == max(scores)
+    flipped = MCQuestion(question.text, question.choices, next(c for c in question.choices if c != question.answer))
+    assert not generator.ranks_its_answer_first(RECORDS[0].caption, flipped)  # the filter drops a wrong answer
 
 
 def test_align_generates_questions_for_records_without_any(tmp_path, writer):
