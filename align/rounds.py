@@ -107,8 +107,7 @@ class Aligner:
             self.log(f"writing questions for {len(missing)} records with {c.question_generator}")
             generator = LMQuestionGenerator(c.question_generator, resolve_device(c.device))
             written = generator.generate([r.caption for r in missing])
-            atomic_write_jsonl(path, [{"id": r.id, "questions": [{"question": q.text, "choices": list(q.choices),
-                                                                  "answer": q.answer} for q in qs]}
+            atomic_write_jsonl(path, [{"id": r.id, "questions": [q.stored() for q in qs]}
                                       for r, qs in zip(missing, written, strict=True)])
         load_questions(self.records, path)
         self.log(f"questions: {sum(bool(r.questions) for r in missing)} of {len(missing)} records got at least one")

@@ -64,6 +64,10 @@ class MCQuestion:
             return self.text + language.YES_NO_SUFFIX
         return f"{self.text} Choose one: {', '.join(self.choices)}."
 
+    def stored(self) -> dict:
+        """The stored form that `parse_questions` reads back."""
+        return {"question": self.text, "choices": list(self.choices), "answer": self.answer}
+
 
 def parse_questions(raw: object, where: str) -> list[MCQuestion]:
     """Stored questions ([{question, choices, answer}], the answer among the choices) as MCQuestions; `where`

@@ -95,8 +95,7 @@ def test_align_on_a_json_file_with_a_similarity_caption_scorer(tmp_path, tiny_be
     for r in records:
         r.image.save(tmp_path / f"{r.id}.png")
         rows.append({"id": r.id, "image": f"{r.id}.png", "caption": r.caption,
-                     "questions": [{"question": q.text, "choices": list(q.choices), "answer": q.answer}
-                                   for q in r.questions]})
+                     "questions": [q.stored() for q in r.questions]})
     (tmp_path / "data.json").write_text(json.dumps(rows))
     _, rounds = _align(tmp_path / "out", "--rounds", "1", "--data", str(tmp_path / "data.json"),
                        "--caption-scorer", str(tiny_bert))
