@@ -24,7 +24,8 @@ class UserError(click.ClickException):
 
 
 def _friendly(fn: Callable) -> Callable:
-    """HermesBenchError -> one line on stderr and exit code 2, no traceback."""
+    """HermesBenchError, or a file the system refused (an output folder that cannot be made, ...) -> one line on
+    stderr and exit code 2, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -32,6 +33,10 @@ def _friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except HermesBenchError as err:
             raise UserError(str(err)) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            raise UserError(f"{err.filename}: {err.strerror}: check the path and its permissions") from None
 
     return wrapper
 
@@ -54,7 +59,38 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PositiveNumbers(click.ParamType):
+    """A comma list of numbers above 0, such as `0.2,0.5`."""
+
+    name = "numbers"
+
+    def convert(self, value, param, ctx) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = tuple(float(v) for v in _csv(value) or ())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma list of numbers, such as 0.2,0.5", param, ctx)
+        if not numbers or min(numbers) <= 0:
+            self.fail(f"{value!r} needs numbers above 0, such as 0.2,0.5", param, ctx)
+        return numbers
+
+
+class Commands(click.Group):
+    """Usage errors (a bad option value) print as one `error:` line with exit code 2, as other bad input does."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as err:
+            raise UserError(err.format_message()) from None
+
+
+COUNT = click.IntRange(min=1)  # sizes and step counts: 0 or less is a mistake, not "the default"
+POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hermes-bench")
 def main() -> None:
     """Measure the understanding-generation gap of unified multimodal models."""
@@ -66,8 +102,8 @@ def main() -> None:
               help="Comma-separated task names. Default: shapes_pope,shapes_mme,shapes_geneval.")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path),
               help="Extra folder of task YAMLs (repeatable).")
-@click.option("--limit", type=int, default=None, help="At most N samples (prompts for generation) per task.")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Questions or images per forward pass.")
+@click.option("--limit", type=COUNT, default=None, help="At most N samples (prompts for generation) per task.")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Questions or images per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", default="auto", show_default=True,
               help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
@@ -103,10 +139,10 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 
 @main.command("align")
 @click.option("--model", default=None, help="Model folder or hub id. Default: the embedded shapes-world model.")
-@click.option("--rounds", type=int, default=3, show_default=True, help="Self-play rounds.")
+@click.option("--rounds", type=COUNT, default=3, show_default=True, help="Self-play rounds.")
 @click.option("--data", default=None, help="Homologous data: a JSON/JSONL file (image, caption, questions?), a "
                                          "datasets id or folder. Default: the shapes world.")
-@click.option("--records", type=int, default=None, help="How many records to curate from (default 1000).")
+@click.option("--records", type=COUNT, default=None, help="How many records to curate from (default 1000).")
 @click.option("--questions", type=click.Path(path_type=Path), default=None,
               help="JSONL of {id, questions: [{question, choices, answer}]} for data without questions.")
 @click.option("--question-generator", default=None,
@@ -115,15 +151,15 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
               show_default=True, help="Pair-DPO, or the paper's understanding-only / generation-only ablations.")
 @click.option("--form", type=click.Choice(["sum", "joint"]), default="sum", show_default=True,
               help="sum: the official code's loss; joint: one sigmoid over both margins (the paper's formula).")
-@click.option("--beta", "betas", default="0.2", show_default=True,
+@click.option("--beta", "betas", type=PositiveNumbers(), default="0.2", show_default=True,
               help="DPO beta; a comma list retries a rolled-back round with the next value.")
-@click.option("--lr", type=float, default=None, help="Learning rate (default 2e-5).")
-@click.option("--steps", type=int, default=None, help="Training steps per round (default 300).")
-@click.option("--train-batch-size", type=int, default=None, help="Records per step (default 4).")
-@click.option("--grad-accum", type=int, default=1, show_default=True)
-@click.option("--checkpoint-every", type=int, default=25, show_default=True, help="Steps between checkpoints.")
-@click.option("--images", type=int, default=None, help="Images generated per caption in curation (default 16).")
-@click.option("--curation-batch-size", type=int, default=32, show_default=True,
+@click.option("--lr", type=POSITIVE, default=None, help="Learning rate (default 2e-5).")
+@click.option("--steps", type=COUNT, default=None, help="Training steps per round (default 300).")
+@click.option("--train-batch-size", type=COUNT, default=None, help="Records per step (default 4).")
+@click.option("--grad-accum", type=COUNT, default=1, show_default=True)
+@click.option("--checkpoint-every", type=COUNT, default=25, show_default=True, help="Steps between checkpoints.")
+@click.option("--images", type=COUNT, default=None, help="Images generated per caption in curation (default 16).")
+@click.option("--curation-batch-size", type=COUNT, default=32, show_default=True,
               help="Records per forward in curation (each with all its captions or images): lower it for big models.")
 @click.option("--judge", type=click.Choice(["self", "exact"]), default="self", show_default=True,
               help="Who scores generated images in curation: the model itself (self-VQA) or, in the shapes world, "
@@ -135,9 +171,9 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--reference", type=click.Choice(["previous", "initial"]), default="previous", show_default=True,
               help="The reference model of a round: the previous round's, or the first.")
 @click.option("--gate-tasks", default=None, help="Tasks that gate each round (default: the shapes tasks).")
-@click.option("--gate-limit", type=int, default=None, help="At most N samples per gate task (default: all).")
+@click.option("--gate-limit", type=COUNT, default=None, help="At most N samples per gate task (default: all).")
 @click.option("--report-tasks", default=None, help="Tasks comparing the first and final models after the rounds.")
-@click.option("--tolerance", type=float, default=0.01, show_default=True,
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,
               help="A gate task may drop by this much (normalised) before the round is rolled back.")
 @click.option("--output", type=click.Path(path_type=Path), default=Path("results/align"), show_default=True,
               help="Run folder; rerunning into it resumes.")
@@ -168,7 +204,7 @@ def align_command(model, rounds, data, records, questions, question_generator, m
     curation = CurationConfig(batch_size=curation_batch_size, seed=seed)
     curation = replace(curation, images=images or curation.images)
     config = AlignConfig(model=model, data=data, questions=questions, question_generator=question_generator,
-                         rounds=rounds, betas=tuple(float(b) for b in _csv(betas)), reference=reference, judge=judge,
+                         rounds=rounds, betas=betas, reference=reference, judge=judge,
                          caption_scorer=caption_scorer, choice_matcher=choice_matcher, tolerance=tolerance,
                          gate_limit=gate_limit, output=output, device=device, dtype=dtype, seed=seed,
                          curation=curation, training=training)
@@ -191,15 +227,15 @@ def world_group() -> None:
 @world_group.command("train")
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="Folder for the trained model.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--scenes", type=int, default=None, help="Training scenes (default: the recipe's).")
-@click.option("--vq-steps", type=int, default=None, help="VQ tokenizer steps (default: the recipe's).")
-@click.option("--lm-steps", type=int, default=None, help="Joint language-model steps (default: the recipe's).")
-@click.option("--focus-steps", type=int, default=None,
+@click.option("--scenes", type=COUNT, default=None, help="Training scenes (default: the recipe's).")
+@click.option("--vq-steps", type=COUNT, default=None, help="VQ tokenizer steps (default: the recipe's).")
+@click.option("--lm-steps", type=COUNT, default=None, help="Joint language-model steps (default: the recipe's).")
+@click.option("--focus-steps", type=click.IntRange(min=0), default=None,
               help="Focus-phase steps (position and count) after the joint phase (default: the recipe's).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
-@click.option("--guidance-scales", default="1.5,2,3,4,6", show_default=True,
+@click.option("--guidance-scales", type=PositiveNumbers(), default="1.5,2,3,4,6", show_default=True,
               help="CFG scales to validate; the best becomes the model's default.")
-@click.option("--eval-limit", type=int, default=None, help="At most N samples per task in the model card's eval.")
+@click.option("--eval-limit", type=COUNT, default=None, help="At most N samples per task in the model card's eval.")
 @_friendly
 def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, device, guidance_scales,
                         eval_limit) -> None:
@@ -217,8 +253,7 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, d
                      lm_steps=lm_steps or config.lm_steps,
                      focus_steps=config.focus_steps if focus_steps is None else focus_steps)
     record = train_embedded(output, config, log=click.echo)
-    scales = tuple(float(x) for x in _csv(guidance_scales))
-    guidance = select_guidance(output, scales, device=config.device)
+    guidance = select_guidance(output, guidance_scales, device=config.device)
     click.echo("guidance validation: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in guidance.items()))
     run = run_eval(EvalConfig(model=str(output), tasks=(*DEFAULT_TASKS, "shapes_gap"), output=output / "eval",
                               limit=eval_limit, device=config.device, progress=False))
@@ -261,7 +296,7 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
 
 @main.command("score")
 @click.argument("benchmark", type=click.Choice(["geneval", "dpg"]))
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Where results go (rerunning resumes). Default: FOLDER/hermes-bench.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder.")
@@ -271,7 +306,7 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
               help="DPG-Bench: the benchmark's prompts folder.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")
 @click.option("--compat", is_flag=True, help="DPG-Bench: the reference's category quirk (last tile, un-zeroed).")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-progress", is_flag=True)
 @_friendly

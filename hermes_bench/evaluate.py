@@ -16,7 +16,7 @@ from hermes_bench.hub import DATA_DIR_ENV
 from hermes_bench.models import load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
-from hermes_bench.results import atomic_write_jsonl
+from hermes_bench.results import atomic_write_jsonl, check_writable
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
 from hermes_bench.runners import homologous_gap as homologous_gap_runner
@@ -130,6 +130,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     PartialState(cpu=resolve_device(cfg.device) == "cpu")
     model = load_model(cfg.model, cfg.device, cfg.dtype)
     output = cfg.output or default_output(model.name)
+    check_writable(output)
     transformers.set_seed(cfg.seed)
     stats: dict = {}
     stages: dict[str, float] = {}

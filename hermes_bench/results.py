@@ -19,6 +19,8 @@ from typing import Any
 
 from PIL import Image
 
+from hermes_bench.errors import HermesBenchError
+
 RESULTS_FILE = "results.json"
 
 
@@ -30,6 +32,17 @@ def files_sha256(paths: Iterable[Path]) -> str:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_writable(folder: Path) -> None:
+    """Fail now, not after the first batch, when the run folder cannot be made: its nearest existing ancestor must be
+    a writable folder. Nothing is created, so bad input found later still leaves no folder behind."""
+    ancestor = folder.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        what = "is not a folder" if not ancestor.is_dir() else "is not writable"
+        raise HermesBenchError(f"cannot write the output folder {folder}: {ancestor} {what}; pass another --output")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -123,8 +136,6 @@ class SampleCache:
 
 
 def load_results(path: Path) -> dict:
-    from hermes_bench.errors import HermesBenchError
-
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
         data = json.loads(file.read_text())

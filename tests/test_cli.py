@@ -97,6 +97,31 @@ def test_malformed_task_yaml(tmp_path, tiny_janus):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, words", [
+    (["eval", "--limit", "-1"], ["--limit", "-1"]),
+    (["eval", "--batch-size", "0"], ["--batch-size"]),
+    (["eval", "--device", "cuda:7"], ["cuda:7", "--device cpu"]),
+    (["eval", "--device", "gpu"], ["unknown device 'gpu'"]),
+    (["align", "--rounds", "0"], ["--rounds"]),
+    (["align", "--records", "0"], ["--records"]),
+    (["align", "--beta", "abc"], ["--beta", "'abc'"]),
+    (["align", "--beta", "0.2,-1"], ["--beta", "above 0"]),
+    (["align", "--lr", "0"], ["--lr"]),
+    (["world", "train", "--guidance-scales", "two"], ["--guidance-scales"]),
+    (["score", "geneval", "no_such_folder"], ["no_such_folder", "does not exist"]),
+])
+def test_bad_option_values_are_one_line(tmp_path, args, words):
+    out = tmp_path / "out"
+    _assert_clean_error(CliRunner().invoke(main, [*args, "--output", str(out)]), *words)
+    assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "out"
+    _assert_clean_error(CliRunner().invoke(main, ["eval", "--limit", "1", "--output", str(out)]), str(out))
+
+
 def test_unreadable_image(run_dir, tmp_path, tiny_janus):
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)

@@ -33,8 +33,16 @@ def embedded_model_dir() -> Path:
 
 
 def resolve_device(device: str) -> str:
+    """auto: cuda when a GPU is visible, else cpu. Any other name must be a device this machine has."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise HermesBenchError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise HermesBenchError(f"device {device} is not available here ({torch.cuda.device_count()} CUDA GPUs "
+                               "visible): pass --device cpu, or auto to use a GPU when there is one")
     return device
 
 
