@@ -1,4 +1,4 @@
-"""The rounds table in the leaderboard formats, and a plot of U, G and gap per round."""
+"""The rounds table in the leaderboard formats, and a plot of U, G, gap and homologous gap per round."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
+from hermes_bench.align.gate import SIDES
 from hermes_bench.report.leaderboard import FORMATS, table
 from hermes_bench.results import atomic_write_bytes
 
@@ -14,19 +15,22 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 SUFFIX = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}
+LABELS = {"homologous_gap": "hgap"}  # short column names in the rounds table
 
 
 def summary_frame(rows: list[dict]) -> pd.DataFrame:
-    """One line per round attempt: the decision and U, G and gap after it, with deltas and paired intervals."""
+    """One line per round attempt: the decision and U, G, gap and the homologous gap (hgap) after it, with deltas
+    and paired intervals."""
     out = []
     for r in rows:
         line = {"round": r["round"], "beta": r["beta"], "decision": r["decision"],
                 "pairs (und/gen)": f"{r['pairs_understanding']}/{r['pairs_generation']}"}
-        for side in ("U", "G", "gap"):
+        for side in SIDES:
             if f"{side}_after" in r:
-                line[side] = f"{r[f'{side}_after']:.3f}"
+                name = LABELS.get(side, side)
+                line[name] = f"{r[f'{side}_after']:.3f}"
                 low, high = r[f"{side}_ci_low"], r[f"{side}_ci_high"]
-                line[f"Δ{side}"] = f"{r[f'{side}_delta']:+.3f} [{low:+.3f}, {high:+.3f}]"
+                line[f"Δ{name}"] = f"{r[f'{side}_delta']:+.3f} [{low:+.3f}, {high:+.3f}]"
         line["reason"] = r["reason"]
         out.append(line)
     return pd.DataFrame(out)
@@ -47,9 +51,10 @@ def write_table(rows: list[dict], folder: Path) -> None:
 
 
 def plot_rounds(rows: list[dict], path: Path) -> None:
-    """U, G and gap of the kept model after each round (round 0: before alignment); rolled-back attempts as x."""
+    """U, G, gap and homologous gap of the kept model after each round (round 0: before alignment); rolled-back
+    attempts as x."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for side, colour in (("U", "tab:blue"), ("G", "tab:orange"), ("gap", "tab:green")):
+    for side, colour in zip(SIDES, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True):
         if not rows or f"{side}_before" not in rows[0]:
             continue
         xs, ys = [0], [rows[0][f"{side}_before"]]
@@ -59,7 +64,7 @@ def plot_rounds(rows: list[dict], path: Path) -> None:
                 ys.append(r[f"{side}_after"])
             else:
                 ax.plot(r["round"], r[f"{side}_after"], "x", color=colour)
-        ax.plot(xs, ys, "o-", color=colour, label=side)
+        ax.plot(xs, ys, "o-", color=colour, label=LABELS.get(side, side))
     ax.set_xlabel("round")
     ax.set_ylabel("score")
     ax.legend()

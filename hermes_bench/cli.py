@@ -170,7 +170,9 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
               help="Sentence-embedding model id mapping free-form answers to choices (default: exact matching).")
 @click.option("--reference", type=click.Choice(["previous", "initial"]), default="previous", show_default=True,
               help="The reference model of a round: the previous round's, or the first.")
-@click.option("--gate-tasks", default=None, help="Tasks that gate each round (default: the shapes tasks).")
+@click.option("--gate-tasks", default=None,
+              help="Tasks that gate each round (default: shapes_pope, shapes_mme, shapes_geneval, shapes_gap); "
+                   "a gap task's homologous gap decides, else U - G.")
 @click.option("--gate-limit", type=COUNT, default=None, help="At most N samples per gate task (default: all).")
 @click.option("--report-tasks", default=None, help="Tasks comparing the first and final models after the rounds.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,

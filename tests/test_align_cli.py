@@ -31,7 +31,7 @@ def test_align_writes_the_rounds_table_and_plot(one_round):
     row = rounds["rounds"][0]
     assert row["round"] == 1 and row["decision"] in ("kept", "rolled back")
     assert row["pairs_understanding"] + row["pairs_generation"] > 0
-    for side in ("U", "G", "gap"):
+    for side in ("U", "G", "gap", "homologous_gap"):
         assert row[f"{side}_ci_low"] <= row[f"{side}_delta"] <= row[f"{side}_ci_high"]
         assert row[f"{side}_delta"] == pytest.approx(row[f"{side}_after"] - row[f"{side}_before"])
     assert row["gap_before"] == pytest.approx(row["U_before"] - row["G_before"])

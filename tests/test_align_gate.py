@@ -56,6 +56,25 @@ def test_gap_tasks_report_both_sides_paired():
     assert decision.tasks["gap_task/understanding"].delta == 0
 
 
+def test_the_homologous_gap_decides_when_the_gate_has_a_gap_task():
+    rng = np.random.default_rng(2)
+    u, g = rng.random(400) < 0.9, rng.random(400) < 0.7
+    hu, hg = rng.random(600) < 0.9, rng.random(600) < 0.6
+    g_slightly_worse = g.copy()
+    g_slightly_worse[np.flatnonzero(g)[:2]] = False  # G -0.005: within the tolerance, but U - G grows
+    before = [_task("und", "understanding", u), _task("gen", "generation", g), _gap_task(hu, hg)]
+    closer = [_task("und", "understanding", u), _task("gen", "generation", g_slightly_worse),
+              _gap_task(hu, hg | (rng.random(600) < 0.5))]
+    decision = compare(before, closer)
+    assert decision.sides["gap"].delta > 0 and decision.sides["homologous_gap"].delta < 0
+    assert decision.keep and decision.reason.startswith("the homologous gap shrank")
+    further = [_task("und", "understanding", u), _task("gen", "generation", g | (rng.random(400) < 0.5)),
+               _gap_task(hu | (rng.random(600) < 0.8), hg)]  # understanding outruns generation
+    decision = compare(before, further)
+    assert decision.sides["gap"].delta < 0 and decision.sides["homologous_gap"].delta > 0
+    assert not decision.keep and decision.reason.startswith("the homologous gap did not shrink")
+
+
 def test_different_items_are_refused():
     with pytest.raises(ValueError, match="different items"):
         compare([_task("und", "understanding", [1, 0])], [_task("und", "understanding", [1, 0, 1])])
