@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import loading
 from hermes_bench.judges import MCQuestion
 
 FEW_SHOT = """Write multiple-choice questions that check whether an image matches its description.
@@ -65,12 +65,10 @@ class LMQuestionGenerator(QuestionGenerator):
     """Questions written by a causal LM (a hub id or folder), greedily, and filtered by its own choice ranking."""
 
     def __init__(self, model_id: str, device: str = "cpu", max_new_tokens: int = 160, batch_size: int = 8) -> None:
-        try:
+        with loading(f"the question generator {model_id}",
+                     "pass a causal LM's hub id or local folder to --question-generator"):
             self.tokenizer = AutoTokenizer.from_pretrained(model_id, padding_side="left")
             self.model = AutoModelForCausalLM.from_pretrained(model_id).to(device).eval()
-        except (OSError, ValueError) as err:
-            raise HermesBenchError(f"cannot load the question generator {model_id}: {str(err).splitlines()[0]}; "
-                                   "pass a causal LM's hub id or local folder to --question-generator") from None
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device, self.max_new_tokens, self.batch_size = device, max_new_tokens, batch_size

@@ -30,7 +30,7 @@ from hermes_bench.align.scorers import (
 )
 from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs, train, trainable_ids
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, evaluate
+from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, evaluate
 from hermes_bench.judges import ChoiceMatcher, ExactChoice
 from hermes_bench.models import embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
@@ -38,7 +38,6 @@ from hermes_bench.results import atomic_write_json, atomic_write_jsonl
 from hermes_bench.summary import Scored
 
 JUDGES = ("self", "exact")
-GATE_TASKS = (*DEFAULT_TASKS, "shapes_gap")  # shapes_gap's homologous gap decides; the others guard against drops
 REFERENCES = ("previous", "initial")
 
 
@@ -56,7 +55,7 @@ class AlignConfig:
     judge: str = "self"  # generation pairs judged by the model's own answers, or the shapes oracle
     caption_scorer: str | None = None  # None: the scene-graph scorer (shapes) or bert-large-uncased; or a model id
     choice_matcher: str | None = None  # None: exact matching; or a sentence-embedding model id
-    gate_tasks: tuple[str, ...] = GATE_TASKS
+    gate_tasks: tuple[str, ...] = SHAPES_TASKS  # shapes_gap's homologous gap decides; the rest guard against drops
     report_tasks: tuple[str, ...] = ()  # evaluated on the first and the final model, compared paired
     tolerance: float = 0.01
     gate_limit: int | None = None  # at most N samples per gate task (quick runs; the default is all)

@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 
 from hermes_bench.align.data import Record
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import loading
 from hermes_bench.judges import ChoiceMatcher, ExactJudge, ask
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.world.language import parse_caption
@@ -23,12 +23,10 @@ class TextEncoder:
     caption similarity with bert-large-uncased) or the mean over tokens (sentence-transformers models)."""
 
     def __init__(self, model_id: str, pooling: str = "cls", device: str = "cpu") -> None:
-        try:
+        with loading(f"the text encoder {model_id}",
+                     "pass a local folder or a hub id to --caption-scorer / --choice-matcher"):
             self.tokenizer = AutoTokenizer.from_pretrained(model_id)
             self.model = AutoModel.from_pretrained(model_id).to(device).eval()
-        except (OSError, ValueError) as err:
-            raise HermesBenchError(f"cannot load the text encoder {model_id}: {str(err).splitlines()[0]}; pass a "
-                                   "local folder or a hub id to --caption-scorer / --choice-matcher") from None
         self.pooling, self.device = pooling, device
 
     @torch.inference_mode()

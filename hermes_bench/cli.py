@@ -245,7 +245,7 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, d
     _quiet_libraries()
     from dataclasses import replace
 
-    from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, run_eval
+    from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, run_eval
     from hermes_bench.models import resolve_device
     from hermes_bench.world.release import select_guidance, write_card
     from hermes_bench.world.training import TrainConfig, train_embedded
@@ -257,7 +257,7 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, d
     record = train_embedded(output, config, log=click.echo)
     guidance = select_guidance(output, guidance_scales, device=config.device)
     click.echo("guidance validation: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in guidance.items()))
-    run = run_eval(EvalConfig(model=str(output), tasks=(*DEFAULT_TASKS, "shapes_gap"), output=output / "eval",
+    run = run_eval(EvalConfig(model=str(output), tasks=SHAPES_TASKS, output=output / "eval",
                               limit=eval_limit, device=config.device, progress=False))
     click.echo(f"model card: {write_card(output, record, guidance, run)}")
 

@@ -26,6 +26,7 @@ from hermes_bench.runners.understanding import run_understanding
 from hermes_bench.summary import Part, Scored, scored_generation, write_run
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
+SHAPES_TASKS = (*DEFAULT_TASKS, "shapes_gap")  # the small shapes tasks, the homologous gap included
 GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run, "shapes_gap": shapes_gap_runner.run,
                       "homologous_gap": homologous_gap_runner.run}
 

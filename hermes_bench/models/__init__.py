@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig
 
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import HermesBenchError, loading
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.models.emu3 import Emu3Model
 from hermes_bench.models.janus import JanusModel
@@ -66,10 +66,8 @@ def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> 
         what = "has no config.json" if local.is_dir() else "does not exist"
         raise HermesBenchError(f"model folder {source} {what}: pass a folder saved with save_pretrained "
                                "or a hub id such as deepseek-community/Janus-Pro-1B")
-    try:
+    with loading(f"model {source}"):
         model_type = AutoConfig.from_pretrained(source).model_type
-    except (OSError, ValueError) as err:
-        raise HermesBenchError(f"cannot load model {source}: {str(err).splitlines()[0]}") from None
     if model_type not in FAMILIES:
         raise HermesBenchError(f"model {source} has model_type {model_type!r}, which hermes-bench does not "
                                f"support: supported types are {', '.join(sorted(FAMILIES))}")
