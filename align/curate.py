@@ -2,7 +2,8 @@
 
 Understanding: n captions per image (one greedy, the rest sampled over a grid of top-k x temperature), scored
 against the record's caption. Generation: m images per caption, scored by the record's questions about each
-image. A record's pair is (best, worst) in the first round, and HermesFlow's self-play update after it.
+image. A record's pair is (best, worst) in the first round, and HermesFlow's self-play update after it
+(`pairing="hermesflow"`), or (best, worst) of the round's own samples in every round (`pairing="on-policy"`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hermes_bench.align.data import Record
 from hermes_bench.align.scorers import CaptionScorer, ImageScorer
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
 
+PAIRINGS = ("hermesflow", "on-policy")
 CAPTION_PROMPT = IMAGE_PLACEHOLDER + "Describe the image in one sentence."  # the same prompt in curation and training
 
 
@@ -42,6 +44,7 @@ class CurationConfig:
     images: int = 16
     guidance_scale: float | None = None  # None: the model's default
     min_best_score: float = 0.6  # a generation pair is kept only if its best image scores above this
+    pairing: str = "hermesflow"  # later rounds update the previous pairs; "on-policy": pairs from new samples only
     batch_size: int = 32
     seed: int = 0
 
@@ -98,10 +101,11 @@ def select(samples: Samples, previous: Pair | None, min_best: float | None = Non
 
 def pairs_table(records: list[Record], understanding: list[Samples] | None, generation: list[Samples] | None,
                 previous: dict[str, dict], config: CurationConfig) -> dict[str, dict]:
-    """Pairs by record id: {"understanding": Pair | None, "generation": Pair | None} as plain dicts, joined on id."""
+    """Pairs by record id: {"understanding": Pair | None, "generation": Pair | None} as plain dicts, joined on id.
+    On-policy pairing ignores the previous round's pairs: their losers came from an earlier model."""
     table = {}
     for i, r in enumerate(records):
-        before = previous.get(r.id, {})
+        before = previous.get(r.id, {}) if config.pairing == "hermesflow" else {}
         entry = {}
         for side, samples, min_best in (("understanding", understanding, None),
                                         ("generation", generation, config.min_best_score)):

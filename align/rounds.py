@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hermes_bench.align.curate import CurationConfig, Samples, caption_samples, image_samples, pairs_table
+from hermes_bench.align.curate import PAIRINGS, CurationConfig, Samples, caption_samples, image_samples, pairs_table
 from hermes_bench.align.data import load_questions, load_records
 from hermes_bench.align.gate import Decision, compare
 from hermes_bench.align.question_generation import LMQuestionGenerator
@@ -78,6 +78,8 @@ class Aligner:
             raise HermesBenchError(f"--judge {config.judge!r}: use one of {', '.join(JUDGES)}")
         if config.reference not in REFERENCES:
             raise HermesBenchError(f"--reference {config.reference!r}: use one of {', '.join(REFERENCES)}")
+        if config.curation.pairing not in PAIRINGS:
+            raise HermesBenchError(f"--pairing {config.curation.pairing!r}: use one of {', '.join(PAIRINGS)}")
         if config.training.mode not in SIDES:
             raise HermesBenchError(f"--mode {config.training.mode!r}: use one of {', '.join(SIDES)}")
         self.config, self.log = config, log

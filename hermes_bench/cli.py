@@ -168,6 +168,9 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
               help="Caption similarity model id (default: the scene-graph scorer, or bert-large-uncased on real data).")
 @click.option("--choice-matcher", default=None,
               help="Sentence-embedding model id mapping free-form answers to choices (default: exact matching).")
+@click.option("--pairing", type=click.Choice(["hermesflow", "on-policy"]), default="hermesflow", show_default=True,
+              help="Later rounds' pairs: HermesFlow's update of the previous pairs, or best vs worst of the new "
+                   "samples only.")
 @click.option("--reference", type=click.Choice(["previous", "initial"]), default="previous", show_default=True,
               help="The reference model of a round: the previous round's, or the first.")
 @click.option("--gate-tasks", default=None,
@@ -186,8 +189,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @_friendly
 def align_command(model, rounds, data, records, questions, question_generator, mode, form, betas, lr, steps,
                   train_batch_size, grad_accum, checkpoint_every, images, curation_batch_size, judge, caption_scorer,
-                  choice_matcher, reference, gate_tasks, gate_limit, report_tasks, tolerance, output, device, dtype,
-                  seed) -> None:
+                  choice_matcher, pairing, reference, gate_tasks, gate_limit, report_tasks, tolerance, output, device,
+                  dtype, seed) -> None:
     """Close the gap with HermesFlow: curate preference pairs from the model's own outputs, train with Pair-DPO,
     repeat in self-play rounds; each round is kept only when the gate tasks say it helped."""
     _quiet_libraries()
@@ -203,7 +206,7 @@ def align_command(model, rounds, data, records, questions, question_generator, m
                               seed=seed)
     training = replace(training, lr=lr or training.lr, steps=steps or training.steps,
                        batch_size=train_batch_size or training.batch_size)
-    curation = CurationConfig(batch_size=curation_batch_size, seed=seed)
+    curation = CurationConfig(batch_size=curation_batch_size, pairing=pairing, seed=seed)
     curation = replace(curation, images=images or curation.images)
     config = AlignConfig(model=model, data=data, questions=questions, question_generator=question_generator,
                          rounds=rounds, betas=betas, reference=reference, judge=judge,

@@ -51,6 +51,17 @@ def test_pairs_are_joined_on_record_id_and_keep_the_previous_pair_when_no_update
     assert "generation" not in table[records[0].id]
 
 
+def test_on_policy_pairing_ignores_the_previous_pairs():
+    records = shapes_records(2, seed=3)
+    und = [Samples(["a", "b"], [1.0, 0.5]), Samples(["c", "d"], [0.2, 0.2])]
+    previous = {r.id: {"understanding": {"win": "p", "lose": "q", "win_score": 0.9, "lose_score": 0.3}}
+                for r in records}
+    table = pairs_table(records, und, None, previous, CurationConfig(pairing="on-policy"))
+    assert table[records[0].id]["understanding"] == {"win": "a", "lose": "b", "win_score": 1.0, "lose_score": 0.5}
+    assert table[records[1].id]["understanding"] is None  # a tie among the new samples: no pair, old one dropped
+    hermesflow = pairs_table(records, und, None, previous, CurationConfig())
+    assert hermesflow[records[0].id]["understanding"]["lose"] == "p"  # 1.0 beats the previous winner
+
 def test_scene_caption_scorer():
     rng = random.Random(0)
     for _ in range(50):  # the world's own captions parse back to the scene's objects

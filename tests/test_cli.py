@@ -107,6 +107,7 @@ def test_malformed_task_yaml(tmp_path, tiny_janus):
     (["align", "--beta", "abc"], ["--beta", "'abc'"]),
     (["align", "--beta", "0.2,-1"], ["--beta", "above 0"]),
     (["align", "--lr", "0"], ["--lr"]),
+    (["align", "--pairing", "latest"], ["--pairing", "on-policy"]),
     (["world", "train", "--guidance-scales", "two"], ["--guidance-scales"]),
     (["score", "geneval", "no_such_folder"], ["no_such_folder", "does not exist"]),
 ])
