@@ -62,6 +62,7 @@ def test_on_policy_pairing_ignores_the_previous_pairs():
     hermesflow = pairs_table(records, und, None, previous, CurationConfig())
     assert hermesflow[records[0].id]["understanding"]["lose"] == "p"  # 1.0 beats the previous winner
 
+
 def test_scene_caption_scorer():
     rng = random.Random(0)
     for _ in range(50):  # the world's own captions parse back to the scene's objects
