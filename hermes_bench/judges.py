@@ -11,7 +11,7 @@ from PIL import Image
 
 from hermes_bench.detectors.shapes import detect
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
+from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer
 from hermes_bench.scoring.pope import parse_answer
 from hermes_bench.world import language
 from hermes_bench.world.questions import Question, answer
@@ -99,7 +99,7 @@ class ExactChoice(ChoiceMatcher):
         return named[0] if len(named) == 1 else None
 
 
-def ask(model: UnifiedModel, images: list[Image.Image], questions: list[list[MCQuestion]], matcher: ChoiceMatcher,
+def ask(model: Answerer, images: list[Image.Image], questions: list[list[MCQuestion]], matcher: ChoiceMatcher,
         batch_size: int = 32, max_new_tokens: int = 8) -> list[list[str | None]]:
     """For each image, the choice the model's greedy answer to each of its questions means."""
     flat = [(im, q) for im, qs in zip(images, questions, strict=True) for q in qs]
@@ -119,7 +119,7 @@ def ask(model: UnifiedModel, images: list[Image.Image], questions: list[list[MCQ
 class ModelJudge(Judge):
     """A unified model answering greedily with the MME prompt, its answer parsed as POPE does."""
 
-    def __init__(self, model: UnifiedModel, name: str, batch_size: int = 32) -> None:
+    def __init__(self, model: Answerer, name: str, batch_size: int = 32) -> None:
         self.model, self.name, self.batch_size = model, name, batch_size
 
     def answer(self, images, questions):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from PIL import Image
@@ -13,6 +14,15 @@ from transformers import AutoProcessor
 from hermes_bench.results import files_sha256
 
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's generic placeholder; adapters swap in their own image token
+
+
+class Answerer(Protocol):
+    """What a judge needs: a name, and answers to prompts about images (a UnifiedModel, or an API model)."""
+
+    name: str
+
+    def answer(self, prompts: list[str], images: list[list[Image.Image]], max_new_tokens: int = 16) -> list[str]:
+        ...
 
 
 class UnifiedModel(ABC):

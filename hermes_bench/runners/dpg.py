@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
-from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
+from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer, UnifiedModel
 from hermes_bench.registry import TaskSpec
 from hermes_bench.results import SampleCache, atomic_save_png, digest
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
@@ -65,7 +65,7 @@ def save(folder: Path, item_id: str, images: list[Image.Image]) -> list[Path]:
 
 
 def score_folder(folder: Path, prompts: list[tuple[str, str]], questions: dict[str, list[dpg.Question]],
-                 judge: UnifiedModel, cache: SampleCache, batch_size: int, progress: bool = True) -> list[dict]:
+                 judge: Answerer, cache: SampleCache, batch_size: int, progress: bool = True) -> list[dict]:
     """One record per prompt's grid; the judge's answers are cached per grid as they come."""
     records = []
     for item_id, _ in tqdm(prompts, desc="DPG scoring", disable=not progress, leave=False):

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.models.base import UnifiedModel
+from hermes_bench.models.base import Answerer, UnifiedModel
 from hermes_bench.results import SampleCache, digest
 
 SaveImages = Callable[[int, list[Image.Image]], list[Path]]  # (prompt index, its images) -> files written
@@ -50,13 +50,15 @@ class GenerationSettings:
             setting["clip_id"] = self.clip_model
         return setting
 
-    def load_judge(self, default: str | None) -> UnifiedModel:
+    def load_judge(self, default: str | None) -> Answerer:
         from hermes_bench.models import load_model
+        from hermes_bench.models.api import PREFIX, APIModel
 
         judge = self.judge or default
         if not judge:
-            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id)")
-        return load_model(judge, self.device)
+            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id, or "
+                                   "openai:MODEL)")
+        return APIModel(judge) if judge.startswith(PREFIX) else load_model(judge, self.device)
 
 
 @dataclass
