@@ -1,10 +1,18 @@
+import base64
+import io
+import json
 import os
 import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from PIL import Image
 
+from hermes_bench.judges import read_scene
 from hermes_bench.models.tiny import build_tiny_emu3, build_tiny_janus
 from hermes_bench.world import language
 from hermes_bench.world.scene import sample_scene
@@ -49,3 +57,52 @@ def tiny_bert(tmp_path_factory):
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(folder)
     return folder
+
+
+def shapes_vlm_answer(image: Image.Image, question: str) -> str:
+    """'Yes' when an object the detector sees has a colour the question names."""
+    return "Yes" if any(o.color in question for o in read_scene(image).objects) else "No"
+
+
+class ChatCompletions(BaseHTTPRequestHandler):
+    requests: list[dict]
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append(body)
+        if self.path != "/v1/chat/completions" or body["model"] != "shapes-vlm":
+            self._send(404, {"error": {"message": f"The model {body['model']} does not exist", "type": "invalid"}})
+            return
+        parts = body["messages"][-1]["content"]
+        url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
+        image = Image.open(io.BytesIO(base64.b64decode(url.removeprefix("data:image/png;base64,"))))
+        text = " ".join(p["text"] for p in parts if p["type"] == "text")
+        self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+                         "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                             "role": "assistant", "content": shapes_vlm_answer(image, text)}}],
+                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def openai_server(monkeypatch):
+    """A small VLM behind a real API: a local server that speaks the OpenAI chat completions protocol (model
+    'shapes-vlm') and reads the images it is sent with the shapes world's detector. OPENAI_BASE_URL points to it;
+    `.requests` holds what it was sent, `.answer(image, question)` what it answers."""
+    handler = type("Handler", (ChatCompletions,), {"requests": []})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{httpd.server_port}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    yield SimpleNamespace(requests=handler.requests, answer=shapes_vlm_answer)
+    httpd.shutdown()

@@ -1,6 +1,8 @@
 """GenEval and DPG-Bench end to end on tiny real models built offline (Mask2Former, CLIP, a Janus judge),
 with data in the benchmarks' exact schemas, through the real loading code; and scoring images made elsewhere."""
 
+import base64
+import io
 import json
 import shutil
 
@@ -11,6 +13,7 @@ from PIL import Image
 
 from hermes_bench.cli import main
 from hermes_bench.detectors.tiny import build_tiny_clip, build_tiny_mask2former
+from hermes_bench.scoring import dpg
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +94,25 @@ def test_score_dpg_keeps_what_it_scored_when_an_image_is_wrong(gen_run, gen_mirr
     evaluated = json.loads((gen_run / "results.json").read_text())
     assert scored["results"]["dpg"] == {k: v for k, v in evaluated["results"]["dpg"].items()
                                         if k != "guidance_scale"}
+
+
+def test_score_dpg_with_an_api_judge(gen_run, gen_mirror, tmp_path, openai_server):
+    folder = tmp_path / "grids"
+    shutil.copytree(gen_run / "images" / "dpg", folder)
+    dpg_dir = gen_mirror / "TencentQQGYLab/ELLA/dpg_bench"
+    result = CliRunner().invoke(main, ["score", "dpg", str(folder), "--prompts", str(dpg_dir / "prompts"), "--csv",
+                                       str(dpg_dir / "dpg_bench.csv"), "--judge", "openai:shapes-vlm",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (folder / "hermes-bench" / "samples_dpg.jsonl").read_text().splitlines()]
+    assert len(openai_server.requests) == sum(4 * len(r["questions"]) for r in records) > 0
+    tiles = {tile.tobytes() for r in records
+             for tile in dpg.tiles(Image.open(folder / f"{r['item_id']}.png").convert("RGB"), r["item_id"])}
+    for request in openai_server.requests:  # every tile of every grid, and nothing else, went to the judge
+        url = request["messages"][-1]["content"][0]["image_url"]["url"]
+        sent = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+        assert sent.tobytes() in tiles
+    assert all(set(answers) <= {"Yes", "No"} for r in records for answers in r["answers"])
 
 
 def _assert_clean_error(result, *words):

@@ -1,13 +1,9 @@
-"""homologous_gap on a local dataset in the hub's layout: multiple-choice questions, self, model or API judge. The
-API judge is asked through a local server that speaks the OpenAI chat completions protocol and reads the images
-it is sent with the shapes world's detector: a small VLM behind a real API."""
+"""homologous_gap on a local dataset in the hub's layout: multiple-choice questions, self, model or API judge (a
+local server that speaks the OpenAI protocol, see conftest)."""
 
-import base64
 import io
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import datasets
 import numpy as np
@@ -16,7 +12,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from hermes_bench.cli import main
-from hermes_bench.judges import read_scene
 from hermes_bench.models import embedded_model_dir
 from hermes_bench.models.api import STRICT_JUDGE, APIModel
 from hermes_bench.models.base import IMAGE_PLACEHOLDER
@@ -87,77 +82,31 @@ def test_wrong_schema_is_one_line(dataset_dir, tmp_path):
     assert result.exit_code == 2 and "missing_column is missing" in result.output
 
 
-def shapes_vlm_answer(image: Image.Image, question: str) -> str:
-    """'Yes' when an object the detector sees has a colour the question names."""
-    return "Yes" if any(o.color in question for o in read_scene(image).objects) else "No"
-
-
-class ChatCompletions(BaseHTTPRequestHandler):
-    requests: list[dict]
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append(body)
-        if self.path != "/v1/chat/completions" or body["model"] != "shapes-vlm":
-            self._send(404, {"error": {"message": f"The model {body['model']} does not exist", "type": "invalid"}})
-            return
-        parts = body["messages"][-1]["content"]
-        url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
-        image = Image.open(io.BytesIO(base64.b64decode(url.removeprefix("data:image/png;base64,"))))
-        text = " ".join(p["text"] for p in parts if p["type"] == "text")
-        self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
-                         "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                             "role": "assistant", "content": shapes_vlm_answer(image, text)}}],
-                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-    def _send(self, status: int, payload: dict) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(monkeypatch):
-    handler = type("Handler", (ChatCompletions,), {"requests": []})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{httpd.server_port}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "local")
-    yield handler.requests
-    httpd.shutdown()
-
-
-def test_api_judge_answers_about_the_image_it_was_sent(server):
+def test_api_judge_answers_about_the_image_it_was_sent(openai_server):
     red = render(Scene((SceneObject("red", "circle", 0, 0),)))
     blue = render(Scene((SceneObject("blue", "square", 1, 2),)))
     said = APIModel("openai:shapes-vlm").answer([IMAGE_PLACEHOLDER + "Is there a red circle?", "Is it blue?"],
                                                 [[red], [blue]], max_new_tokens=4)
     assert said == ["Yes", "Yes"]
     assert APIModel("openai:shapes-vlm").answer(["Is there a red circle?"], [[blue]]) == ["No"]
-    first = server[0]
+    first = openai_server.requests[0]
     assert first["temperature"] == 0 and first["max_tokens"] == 4
     assert first["messages"][0] == {"role": "system", "content": STRICT_JUDGE}
     assert [p["type"] for p in first["messages"][1]["content"]] == ["image_url", "text"]
 
 
-def test_gap_with_an_api_judge_asks_each_question_once(dataset_dir, tmp_path, server):
+def test_gap_with_an_api_judge_asks_each_question_once(dataset_dir, tmp_path, openai_server):
     result = _eval(tmp_path, dataset_dir, "--judge", "openai:shapes-vlm")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "out" / "samples_my_gap.jsonl").read_text().splitlines()]
-    assert len(server) == len(rows) == 8 * 5 and {r["judge"] for r in rows} == {"openai:shapes-vlm"}
+    assert len(openai_server.requests) == len(rows) == 8 * 5 and {r["judge"] for r in rows} == {"openai:shapes-vlm"}
     for r in rows:  # the judge saw the very image the model generated
-        expected = shapes_vlm_answer(Image.open(tmp_path / "out" / r["path"]), r["question"]).lower()
+        expected = openai_server.answer(Image.open(tmp_path / "out" / r["path"]), r["question"]).lower()
         assert r["generation_answer"] == (expected if r["truth"] in ("yes", "no") else None)
     (tmp_path / "out" / "results.json").unlink()
     (tmp_path / "out" / "samples_my_gap.jsonl").unlink()
     assert _eval(tmp_path, dataset_dir, "--judge", "openai:shapes-vlm").exit_code == 0
-    assert len(server) == 8 * 5  # a rerun reads the judge's answers back
+    assert len(openai_server.requests) == 8 * 5  # a rerun reads the judge's answers back
 
 
 @pytest.mark.parametrize("problem, words", [
@@ -165,7 +114,7 @@ def test_gap_with_an_api_judge_asks_each_question_once(dataset_dir, tmp_path, se
     ("no server", ["APIConnectionError", "OPENAI_BASE_URL"]),
     ("no key", ["openai:shapes-vlm", "OPENAI_API_KEY"]),
 ])
-def test_api_judge_problems_are_one_line(dataset_dir, tmp_path, server, monkeypatch, problem, words):
+def test_api_judge_problems_are_one_line(dataset_dir, tmp_path, openai_server, monkeypatch, problem, words):
     judge = "openai:no-such-model" if problem == "unknown model" else "openai:shapes-vlm"
     if problem == "no server":
         with socket.socket() as s:

@@ -75,3 +75,17 @@ def test_self_agreement_counts_images_where_both_judges_give_the_same_verdict():
     found = metrics(rows)
     assert found["self_agreement"] == pytest.approx(2 / 3)
     assert found["gap"] == pytest.approx(1 - 5 / 6)
+
+
+def test_an_api_judge_answers_about_the_generated_images(tiny_janus, tmp_path, openai_server):
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--tasks", "shapes_gap", "--limit", "3",
+                                       "--judge", "openai:shapes-vlm", "--no-progress", "--output", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "samples_shapes_gap.jsonl").read_text().splitlines()]
+    assert {r["judge"] for r in rows} == {"openai:shapes-vlm"} and len(openai_server.requests) == len(rows)
+    images = [Image.open(tmp_path / f"images/shapes_gap/{i:05d}.png").convert("RGB") for i in range(3)]
+    items = homologous(300, 4004)[:3]
+    said = [openai_server.answer(image, q.text) == "Yes" for image, it in zip(images, items, strict=True)
+            for q in it.questions]
+    truths = [t for it in items for t in it.truths]
+    assert [r["generation_correct"] for r in rows] == [s == t for s, t in zip(said, truths, strict=True)]

@@ -16,9 +16,10 @@ from hermes_bench.models.base import IMAGE_PLACEHOLDER
 
 PREFIX = "openai:"
 # The paper told its GPT-4o judge to be strict about blur and missing objects.
+# Lower case, no punctuation: DPG-Bench counts only an exact "yes", as its reference judge (mPLUG) answers.
 STRICT_JUDGE = ("You judge images made by a text-to-image model. Answer the question about the image strictly: an "
                 "object that is blurred, malformed or cut off does not count as present. Reply with the answer "
-                "only.")
+                "only, in lower case, without punctuation.")
 
 
 def _data_url(image: Image.Image) -> str:
