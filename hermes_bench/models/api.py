@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
@@ -50,7 +49,6 @@ class APIModel:
             raise HermesBenchError(f"--judge {spec} needs the openai package: pip install 'hermes-bench[api]'") \
                 from None
         self.name, self.model = spec, spec.removeprefix(PREFIX)
-        self.base_url = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
         try:
             self.client = openai.OpenAI(max_retries=max_retries)
         except openai.OpenAIError as err:
@@ -66,9 +64,9 @@ class APIModel:
             reply = self.client.chat.completions.create(model=self.model, messages=messages, temperature=0,
                                                         max_tokens=max_new_tokens)
         except self.errors as err:
-            detail = " ".join(str(err).split())[:200]
-            raise HermesBenchError(f"--judge {self.name}: the API at {self.base_url} failed ({type(err).__name__}: "
-                                   f"{detail}): check OPENAI_BASE_URL, OPENAI_API_KEY and the model name") from None
+            detail = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+            raise HermesBenchError(f"--judge {self.name}: the API at {self.client.base_url} failed ({detail}): "
+                                   "check OPENAI_BASE_URL, OPENAI_API_KEY and the model name") from None
         return reply.choices[0].message.content or ""
 
     def answer(self, prompts: list[str], images: list[list[Image.Image]], max_new_tokens: int = 16) -> list[str]:
