@@ -12,6 +12,7 @@ from PIL import Image
 from hermes_bench.detectors.shapes import detect
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer
+from hermes_bench.results import SampleCache, digest
 from hermes_bench.scoring.pope import parse_answer
 from hermes_bench.world import language
 from hermes_bench.world.questions import Question, answer
@@ -100,8 +101,19 @@ class ExactChoice(ChoiceMatcher):
 
 
 def ask(model: Answerer, images: list[Image.Image], questions: list[list[MCQuestion]], matcher: ChoiceMatcher,
-        batch_size: int = 32, max_new_tokens: int = 8) -> list[list[str | None]]:
-    """For each image, the choice the model's greedy answer to each of its questions means."""
+        batch_size: int = 32, max_new_tokens: int = 8, cache: SampleCache | None = None) -> list[list[str | None]]:
+    """For each image, the choice the model's greedy answer to each of its questions means; with a cache, kept per
+    image as batches finish and read back on a rerun (an external judge is not asked twice)."""
+    if cache is not None:
+        keys = [digest(model.name, type(matcher).__name__, max_new_tokens, image, [q.prompt() for q in qs])
+                for image, qs in zip(images, questions, strict=True)]
+        todo = [i for i, key in enumerate(keys) if key not in cache]
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            said = ask(model, [images[i] for i in chunk], [questions[i] for i in chunk], matcher, batch_size,
+                       max_new_tokens)
+            cache.put_many({keys[i]: row for i, row in zip(chunk, said, strict=True)})
+        return [cache.get(key) for key in keys]
     flat = [(im, q) for im, qs in zip(images, questions, strict=True) for q in qs]
     chosen: list[str | None] = []
     for start in range(0, len(flat), batch_size):
@@ -119,10 +131,10 @@ def ask(model: Answerer, images: list[Image.Image], questions: list[list[MCQuest
 class ModelJudge(Judge):
     """A unified model answering greedily with the MME prompt, its answer parsed as POPE does."""
 
-    def __init__(self, model: Answerer, name: str, batch_size: int = 32) -> None:
-        self.model, self.name, self.batch_size = model, name, batch_size
+    def __init__(self, model: Answerer, name: str, batch_size: int = 32, cache: SampleCache | None = None) -> None:
+        self.model, self.name, self.batch_size, self.cache = model, name, batch_size, cache
 
     def answer(self, images, questions):
         asked = [[MCQuestion(q.text, YES_NO, "yes", q) for q in qs] for qs in questions]  # "yes": unused here
         return [[c == "yes" for c in row]
-                for row in ask(self.model, images, asked, ExactChoice(), self.batch_size, max_new_tokens=4)]
+                for row in ask(self.model, images, asked, ExactChoice(), self.batch_size, 4, self.cache)]

@@ -77,9 +77,10 @@ def test_self_agreement_counts_images_where_both_judges_give_the_same_verdict():
     assert found["gap"] == pytest.approx(1 - 5 / 6)
 
 
-def test_an_api_judge_answers_about_the_generated_images(tiny_janus, tmp_path, openai_server):
-    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_janus), "--tasks", "shapes_gap", "--limit", "3",
-                                       "--judge", "openai:shapes-vlm", "--no-progress", "--output", str(tmp_path)])
+def test_an_api_judge_answers_about_the_generated_images_once(tiny_janus, tmp_path, openai_server):
+    args = ["eval", "--model", str(tiny_janus), "--tasks", "shapes_gap", "--limit", "3", "--judge",
+            "openai:shapes-vlm", "--no-progress", "--output", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "samples_shapes_gap.jsonl").read_text().splitlines()]
     assert {r["judge"] for r in rows} == {"openai:shapes-vlm"} and len(openai_server.requests) == len(rows)
@@ -89,3 +90,6 @@ def test_an_api_judge_answers_about_the_generated_images(tiny_janus, tmp_path, o
             for q in it.questions]
     truths = [t for it in items for t in it.truths]
     assert [r["generation_correct"] for r in rows] == [s == t for s, t in zip(said, truths, strict=True)]
+    (tmp_path / "results.json").unlink()
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert len(openai_server.requests) == len(rows)  # the rerun read the judge's answers back

@@ -17,14 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from accelerate import PartialState
-from PIL import Image
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import decode_image, load_split
-from hermes_bench.judges import ExactChoice, MCQuestion, ask, parse_questions
-from hermes_bench.models.base import Answerer, UnifiedModel
+from hermes_bench.judges import ExactChoice, ask, parse_questions
+from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
-from hermes_bench.results import SampleCache, atomic_save_png, digest
+from hermes_bench.results import SampleCache, atomic_save_png
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
 from hermes_bench.runners.shapes_gap import gap, sides
 
@@ -45,18 +44,6 @@ def _rows(spec: TaskSpec, limit: int | None) -> list[tuple]:
     return out
 
 
-def _judged(judge: Answerer, images: list[Image.Image], questions: list[list[MCQuestion]], cache: SampleCache,
-            batch_size: int) -> list[list[str | None]]:
-    """The judge's choice for each question about each generated image, cached per image as batches finish."""
-    keys = [digest(judge.name, image, [q.prompt() for q in qs]) for image, qs in zip(images, questions, strict=True)]
-    todo = [i for i, key in enumerate(keys) if key not in cache]
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
-        said = ask(judge, [images[i] for i in chunk], [questions[i] for i in chunk], ExactChoice(), batch_size)
-        cache.put_many({keys[i]: row for i, row in zip(chunk, said, strict=True)})
-    return [cache.get(key) for key in keys]
-
-
 def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:
     rows = _rows(spec, settings.limit)
     folder = output / "images" / spec.name
@@ -74,7 +61,8 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
     questions = [qs for *_, qs in rows]
     generated = [read_image(folder / f"{i:05d}.png") for i in range(len(rows))]
     understood = ask(model, [image for image, *_ in rows], questions, ExactChoice(), settings.batch_size)
-    judged = _judged(judge, generated, questions, SampleCache(output, f"judge.{spec.name}"), settings.batch_size)
+    judged = ask(judge, generated, questions, ExactChoice(), settings.batch_size,
+                 cache=SampleCache(output, f"judge.{spec.name}"))
     records = []
     for i, (_, caption, qs) in enumerate(rows):
         for k, q in enumerate(qs):

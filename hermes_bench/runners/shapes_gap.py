@@ -19,16 +19,17 @@ from accelerate import PartialState
 from hermes_bench.judges import ExactJudge, Judge, ModelJudge
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
-from hermes_bench.results import atomic_save_png
+from hermes_bench.results import SampleCache, atomic_save_png
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
 from hermes_bench.world.benchmarks import homologous
 from hermes_bench.world.questions import QUESTION_TYPES
 from hermes_bench.world.scene import render
 
 
-def _judge(spec: TaskSpec, settings: GenerationSettings, self_judge: Judge) -> Judge:
-    if settings.judge:
-        return ModelJudge(settings.load_judge(None), settings.judge, settings.batch_size)
+def _judge(spec: TaskSpec, settings: GenerationSettings, self_judge: Judge, output: Path) -> Judge:
+    if settings.judge:  # an external judge's answers are cached: a rerun does not ask (or pay) twice
+        return ModelJudge(settings.load_judge(None), settings.judge, settings.batch_size,
+                          SampleCache(output, f"judge.{spec.name}"))
     return self_judge if spec.config.get("judge", "exact") == "self" else ExactJudge()
 
 
@@ -77,7 +78,7 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
     if not PartialState().is_main_process:
         return None
     self_judge = ModelJudge(model, "self", settings.batch_size)
-    judge = _judge(spec, settings, self_judge)
+    judge = _judge(spec, settings, self_judge, output)
     questions = [list(it.questions) for it in items]
     generated = [read_image(folder / f"{i:05d}.png") for i in range(len(items))]
     understood = self_judge.answer([render(it.scene) for it in items], questions)
