@@ -5,8 +5,8 @@ Understanding = the model's accuracy on the questions about the real image; gene
 the same questions about the image the model generated from the caption; gap = understanding - generation with a
 paired bootstrap over rows. The judge is the model itself by default, any model hermes-bench loads (`--judge
 MODEL`, a local VLM), or a model behind an OpenAI-compatible API (`--judge openai:MODEL`, as the paper's GPT-4o).
-Free-form answers are matched to a choice exactly (yes/no by POPE's parser); the judge's are cached per image, so
-a resumed run asks it nothing twice.
+Free-form answers are matched to a choice exactly (yes/no by POPE's parser); an external judge's are cached per
+image, so a resumed run asks it nothing twice.
 
 Task YAML: `kind: gap`, `benchmark: homologous_gap`, and `dataset: {path, split, image, caption, questions}` where
 the questions column holds lists of {question, choices, answer}.
@@ -62,7 +62,7 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
     generated = [read_image(folder / f"{i:05d}.png") for i in range(len(rows))]
     understood = ask(model, [image for image, *_ in rows], questions, ExactChoice(), settings.batch_size)
     judged = ask(judge, generated, questions, ExactChoice(), settings.batch_size,
-                 cache=SampleCache(output, f"judge.{spec.name}"))
+                 cache=SampleCache(output, f"judge.{spec.name}") if settings.judge else None)
     records = []
     for i, (_, caption, qs) in enumerate(rows):
         for k, q in enumerate(qs):
