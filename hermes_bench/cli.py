@@ -88,6 +88,10 @@ class Commands(click.Group):
 
 COUNT = click.IntRange(min=1)  # sizes and step counts: 0 or less is a mistake, not "the default"
 POSITIVE = click.FloatRange(min=0, min_open=True)
+# eval and score take the same VQA judge
+JUDGE_OPTION = click.option("--judge", default=None, help="The VQA judge of DPG-Bench and gap tasks: a model folder "
+                            "or hub id, or openai:MODEL behind an OpenAI-compatible API (OPENAI_BASE_URL, "
+                            "OPENAI_API_KEY).")
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -115,9 +119,7 @@ def main() -> None:
               help="Local mirror of the hub datasets (<dir>/<org>/<name>); also $HERMES_BENCH_DATA_DIR.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder (default: the task's).")
 @click.option("--clip-model", default=None, help="GenEval: CLIP id or folder (default: the task's).")
-@click.option("--judge", default=None, help="The VQA judge of DPG-Bench and gap tasks: a model folder or hub id, "
-                                          "or openai:MODEL behind an OpenAI-compatible API (OPENAI_BASE_URL, "
-                                          "OPENAI_API_KEY).")
+@JUDGE_OPTION
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_friendly
 def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
@@ -308,9 +310,7 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
               help="Where results go (rerunning resumes). Default: FOLDER/hermes-bench.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder.")
 @click.option("--clip-model", default=None, help="GenEval: CLIP id or folder.")
-@click.option("--judge", default=None, help="The VQA judge of DPG-Bench and gap tasks: a model folder or hub id, "
-                                          "or openai:MODEL behind an OpenAI-compatible API (OPENAI_BASE_URL, "
-                                          "OPENAI_API_KEY).")
+@JUDGE_OPTION
 @click.option("--prompts", "prompts_dir", type=click.Path(path_type=Path), default=None,
               help="DPG-Bench: the benchmark's prompts folder.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")
