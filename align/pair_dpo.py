@@ -34,7 +34,7 @@ class Preference:
         return chosen - rejected
 
 
-def pair_dpo_loss(understanding: Preference | None, generation: Preference | None, beta: float = 0.2,
+def pair_dpo_loss(understanding: Preference | None, generation: Preference | None, beta: float = 0.5,
                   form: str = "sum", c_und: float = 1.0, c_gen: float = 1.0) -> torch.Tensor:
     """Per-sample Pair-DPO loss, (batch,); the caller averages."""
     if form not in FORMS:

@@ -50,7 +50,7 @@ class AlignConfig:
     questions: Path | None = None  # JSONL of {id, questions} for data that has none
     question_generator: str | None = None  # a causal LM that writes questions for records still without any
     rounds: int = 3
-    betas: tuple[float, ...] = (0.2,)  # a rolled-back round is retried with the next beta
+    betas: tuple[float, ...] = (0.5, 0.2)  # a rolled-back round is retried with the next beta
     reference: str = "previous"
     judge: str = "self"  # generation pairs judged by the model's own answers, or the shapes oracle
     caption_scorer: str | None = None  # None: the scene-graph scorer (shapes) or bert-large-uncased; or a model id

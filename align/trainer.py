@@ -35,7 +35,7 @@ SIDES = {"pair": ("understanding", "generation"), "understanding": ("understandi
 class TrainingConfig:
     mode: str = "pair"
     form: str = "sum"
-    beta: float = 0.2
+    beta: float = 0.5
     c_und: float = 1.0
     c_gen: float = 1.0
     lr: float = 2e-5

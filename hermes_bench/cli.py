@@ -155,7 +155,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
               show_default=True, help="Pair-DPO, or the paper's understanding-only / generation-only ablations.")
 @click.option("--form", type=click.Choice(["sum", "joint"]), default="sum", show_default=True,
               help="sum: the official code's loss; joint: one sigmoid over both margins (the paper's formula).")
-@click.option("--beta", "betas", type=PositiveNumbers(), default="0.2", show_default=True,
+@click.option("--beta", "betas", type=PositiveNumbers(), default="0.5,0.2", show_default=True,
               help="DPO beta; a comma list retries a rolled-back round with the next value.")
 @click.option("--lr", type=POSITIVE, default=None, help="Learning rate (default 2e-5).")
 @click.option("--steps", type=COUNT, default=None, help="Training steps per round (default 300).")

@@ -35,7 +35,8 @@ def test_align_writes_the_rounds_table_and_plot(one_round):
         assert row[f"{side}_ci_low"] <= row[f"{side}_delta"] <= row[f"{side}_ci_high"]
         assert row[f"{side}_delta"] == pytest.approx(row[f"{side}_after"] - row[f"{side}_before"])
     assert row["gap_before"] == pytest.approx(row["U_before"] - row["G_before"])
-    assert rounds["final"] == (str(out / "round-1" / "beta-0.2" / "model") if row["decision"] == "kept"
+    kept = [r for r in rounds["rounds"] if r["decision"] == "kept"]  # a rolled-back beta is retried with the next
+    assert rounds["final"] == (str(out / "round-1" / f"beta-{kept[0]['beta']:g}" / "model") if kept
                                else rounds["initial"])
     for suffix in ("md", "csv", "tex", "html", "png"):
         assert (out / f"rounds.{suffix}").stat().st_size > 0
@@ -44,7 +45,7 @@ def test_align_writes_the_rounds_table_and_plot(one_round):
     refs = json.loads((out / "round-1" / "reference.json").read_text())
     assert set(refs) <= set(pairs)  # reference log-probs only for records with both pairs (Pair-DPO)
     assert all(pairs[i]["understanding"] and pairs[i]["generation"] for i in refs)
-    log = json.loads((out / "round-1" / "beta-0.2" / "train_log.json").read_text())
+    log = json.loads((out / "round-1" / "beta-0.5" / "train_log.json").read_text())
     assert len(log) == 6 and {"understanding/margin", "generation/accuracy", "lr"} <= set(log[0])
 
 
@@ -53,7 +54,7 @@ def test_a_rerun_resumes_without_redoing_finished_stages(one_round):
     stamps = {p: p.stat().st_mtime_ns for p in (out / "round-1").rglob("*") if p.is_file()}
     _, again = _align(out, "--rounds", "1")
     assert again["rounds"] == rounds["rounds"]
-    for name in ("samples.json", "reference.json", "beta-0.2/train_log.json", "beta-0.2/model/model.safetensors"):
+    for name in ("samples.json", "reference.json", "beta-0.5/train_log.json", "beta-0.5/model/model.safetensors"):
         assert (out / "round-1" / name).stat().st_mtime_ns == stamps[out / "round-1" / name]
 
 

@@ -104,4 +104,4 @@ def test_eval_and_align_through_model_dir(tiny_emu3, tmp_path):
     assert result.exit_code == 0, result.output
     rounds = json.loads((tmp_path / "align" / "rounds.json").read_text())
     assert rounds["rounds"][0]["pairs_generation"] > 0
-    assert (tmp_path / "align" / "round-1" / "beta-0.2" / "model" / "config.json").is_file()
+    assert (tmp_path / "align" / "round-1" / "beta-0.5" / "model" / "config.json").is_file()
