@@ -1,7 +1,8 @@
 """The gate of a self-play round: the candidate's gate-task scores against the last kept model's, each delta with
 a paired bootstrap interval (both evaluated on the same items with the same seeds, resampled together).
 
-Keep the round when the gap shrinks and no task drops by more than `tolerance` with an interval that excludes 0;
+Keep the round when the gap shrinks with an interval that excludes 0 (a shrink within the noise is not a gain, and
+kept noise accumulates over rounds) and no task drops by more than `tolerance` with an interval that excludes 0;
 otherwise roll back. The gap is the homologous gap when a gap task is among the gate tasks, else U - G.
 """
 
@@ -94,8 +95,9 @@ def compare(before: list[Scored], after: list[Scored], tolerance: float = 0.01, 
         keep, reason = False, "the gate tasks give no gap (add understanding and generation tasks, or a gap task)"
     elif dropped:
         keep, reason = False, f"dropped by more than {tolerance:g}: {', '.join(dropped)}"
-    elif side_deltas[deciding].delta >= 0:
-        keep, reason = False, f"the {label} did not shrink ({side_deltas[deciding].delta:+.4f})"
+    elif (change := side_deltas[deciding]).ci[1] >= 0:
+        keep, reason = False, (f"the {label} did not shrink beyond its noise "
+                               f"({change.delta:+.4f} [{change.ci[0]:+.4f}, {change.ci[1]:+.4f}])")
     else:
-        keep, reason = True, f"the {label} shrank by {-side_deltas[deciding].delta:.4f} and no task dropped"
+        keep, reason = True, f"the {label} shrank by {-change.delta:.4f} and no task dropped"
     return Decision(keep, reason, tasks, side_deltas)

@@ -157,6 +157,8 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
               help="sum: the official code's loss; joint: one sigmoid over both margins (the paper's formula).")
 @click.option("--beta", "betas", type=PositiveNumbers(), default="0.5,0.2", show_default=True,
               help="DPO beta; a comma list retries a rolled-back round with the next value.")
+@click.option("--coefficients", type=PositiveNumbers(), default="1,1", show_default=True,
+              help="C_UND,C_GEN: the weights of the understanding and generation terms of the loss.")
 @click.option("--lr", type=POSITIVE, default=None, help="Learning rate (default 2e-5).")
 @click.option("--steps", type=COUNT, default=None, help="Training steps per round (default 300).")
 @click.option("--train-batch-size", type=COUNT, default=None, help="Records per step (default 4).")
@@ -191,10 +193,10 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
                                                                  "with bf16 autocast on GPUs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_friendly
-def align_command(model, rounds, data, records, questions, question_generator, mode, form, betas, lr, steps,
-                  train_batch_size, grad_accum, checkpoint_every, images, curation_batch_size, judge, caption_scorer,
-                  choice_matcher, pairing, reference, gate_tasks, gate_limit, report_tasks, tolerance, output, device,
-                  dtype, seed) -> None:
+def align_command(model, rounds, data, records, questions, question_generator, mode, form, betas, coefficients, lr,
+                  steps, train_batch_size, grad_accum, checkpoint_every, images, curation_batch_size, judge,
+                  caption_scorer, choice_matcher, pairing, reference, gate_tasks, gate_limit, report_tasks, tolerance,
+                  output, device, dtype, seed) -> None:
     """Close the gap with HermesFlow: curate preference pairs from the model's own outputs, train with Pair-DPO,
     repeat in self-play rounds; each round is kept only when the gate tasks say it helped."""
     _quiet_libraries()
@@ -206,8 +208,11 @@ def align_command(model, rounds, data, records, questions, question_generator, m
     from hermes_bench.align.trainer import TrainingConfig
     from hermes_bench.report.leaderboard import table
 
-    training = TrainingConfig(mode=mode, form=form, grad_accum=grad_accum, checkpoint_every=checkpoint_every,
-                              seed=seed)
+    if len(coefficients) != 2:
+        raise click.BadParameter(f"{coefficients!r} needs two numbers, C_UND,C_GEN, such as 0.5,1",
+                                 param_hint="--coefficients")
+    training = TrainingConfig(mode=mode, form=form, c_und=coefficients[0], c_gen=coefficients[1],
+                              grad_accum=grad_accum, checkpoint_every=checkpoint_every, seed=seed)
     training = replace(training, lr=lr or training.lr, steps=steps or training.steps,
                        batch_size=train_batch_size or training.batch_size)
     curation = CurationConfig(batch_size=curation_batch_size, pairing=pairing, seed=seed)

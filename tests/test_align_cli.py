@@ -61,7 +61,9 @@ def test_a_rerun_resumes_without_redoing_finished_stages(one_round):
 def test_a_round_that_makes_things_worse_is_rolled_back(tmp_path):
     before = files_sha256([embedded_model_dir() / "model.safetensors"])
     # a learning rate far too high wrecks generation: every beta's round must be rolled back
-    _, rounds = _align(tmp_path, "--rounds", "2", "--mode", "generation", "--lr", "0.05", "--beta", "0.2,0.5")
+    _, rounds = _align(tmp_path, "--rounds", "2", "--mode", "generation", "--lr", "0.05", "--beta", "0.2,0.5",
+                       "--coefficients", "1,2")
+    assert (rounds["config"]["training"]["c_und"], rounds["config"]["training"]["c_gen"]) == (1, 2)
     assert [(r["round"], r["beta"], r["decision"]) for r in rounds["rounds"]] == \
         [(1, 0.2, "rolled back"), (1, 0.5, "rolled back")]
     assert all(r["G_delta"] < 0 for r in rounds["rounds"])
@@ -76,6 +78,8 @@ def test_a_round_that_makes_things_worse_is_rolled_back(tmp_path):
     (["--data", "nope.json"], "does not exist"),
     (["--judge", "exact", "--data", "{data}"], "needs the shapes world"),
     (["--gate-tasks", "no_such_task"], "no_such_task"),
+    (["--coefficients", "0.5"], "needs two numbers"),
+    (["--coefficients", "0,1"], "needs numbers above 0"),
     (["--data", "{empty}"], "gives no records"),
     (["--data", "{data}", "--question-generator", "{data}.missing"], "cannot load the question generator"),
     (["--data", "{data}", "--mode", "understanding", "--gate-limit", "2", "--caption-scorer", "{data}.missing"],

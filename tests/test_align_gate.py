@@ -75,6 +75,18 @@ def test_the_homologous_gap_decides_when_the_gate_has_a_gap_task():
     assert not decision.keep and decision.reason.startswith("the homologous gap did not shrink")
 
 
+def test_a_shrink_within_the_noise_is_rolled_back():
+    rng = np.random.default_rng(3)
+    u, g = rng.random(600) < 0.9, rng.random(600) < 0.6
+    g_barely = g.copy()
+    g_barely[np.flatnonzero(~g)[:10]] = True
+    g_barely[np.flatnonzero(g)[:7]] = False  # the gap shrinks by 0.005, far inside its interval
+    decision = compare([_gap_task(u, g)], [_gap_task(u, g_barely)])
+    change = decision.sides["homologous_gap"]
+    assert change.delta < 0 < change.ci[1]
+    assert not decision.keep and decision.reason.startswith("the homologous gap did not shrink beyond its noise")
+
+
 def test_different_items_are_refused():
     with pytest.raises(ValueError, match="different items"):
         compare([_task("und", "understanding", [1, 0])], [_task("und", "understanding", [1, 0, 1])])
