@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hermes_bench.align.data import Record
+from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.align.scorers import CaptionScorer, ImageScorer
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
 
@@ -53,17 +54,18 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
                     config: CurationConfig) -> list[Samples]:
     """One greedy and len(top_k) * len(temperatures) sampled captions per image, each scored."""
     settings = [None] + [(k, t) for k in config.top_k for t in config.temperatures]
-    captions: list[list[str]] = [[] for _ in records]
+    captions: dict[int, list[str]] = {}
     for s, setting in enumerate(settings):
-        for start in range(0, len(records), config.batch_size):
+        for start in my_batches(len(records), config.batch_size):
             chunk = records[start:start + config.batch_size]
             torch.manual_seed(config.seed * 1_000_003 + s * 10_007 + start)
             sampling = {} if setting is None else {"do_sample": True, "top_k": setting[0], "temperature": setting[1]}
             said = model.answer([CAPTION_PROMPT] * len(chunk), [[r.image] for r in chunk],
                                 max_new_tokens=config.caption_tokens, **sampling)
             for i, text in enumerate(said):
-                captions[start + i].append(text.strip())
-    return [Samples(list(c), scorer.score(r, c)) for r, c in zip(records, captions, strict=True)]
+                captions.setdefault(start + i, []).append(text.strip())
+    everything = merged({i: Samples(c, scorer.score(records[i], c)) for i, c in captions.items()})
+    return [everything[i] for i in range(len(records))]
 
 
 def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScorer,
@@ -71,14 +73,15 @@ def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScore
     """m images per caption (seeded per batch), kept as the codes the model sampled, each scored on its decoded
     image."""
     guidance = config.guidance_scale if config.guidance_scale is not None else model.default_guidance_scale
-    m, out = config.images, []
-    for start in range(0, len(records), config.batch_size):
+    m, mine = config.images, {}
+    for start in my_batches(len(records), config.batch_size):
         chunk = records[start:start + config.batch_size]
         tokens = model.generate_image_tokens([r.caption for r in chunk], m, guidance, config.seed * 1_000_003 + start)
         flat = model.decode_images(tokens)
         scores = scorer.score(chunk, [flat[i * m:(i + 1) * m] for i in range(len(chunk))])
-        out += [Samples(tokens[i * m:(i + 1) * m].tolist(), sc) for i, sc in enumerate(scores)]
-    return out
+        mine.update({start + i: Samples(tokens[i * m:(i + 1) * m].tolist(), sc) for i, sc in enumerate(scores)})
+    everything = merged(mine)
+    return [everything[i] for i in range(len(records))]
 
 
 def select(samples: Samples, previous: Pair | None, min_best: float | None = None) -> Pair | None:

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from accelerate import PartialState
+
 from hermes_bench.align.curate import PAIRINGS, CurationConfig, Samples, caption_samples, image_samples, pairs_table
 from hermes_bench.align.data import load_questions, load_records
 from hermes_bench.align.gate import Decision, compare
+from hermes_bench.align.processes import from_main, is_main, wait
 from hermes_bench.align.question_generation import LMQuestionGenerator
 from hermes_bench.align.report import plot_rounds, write_table
 from hermes_bench.align.scorers import (
@@ -82,7 +85,9 @@ class Aligner:
             raise HermesBenchError(f"--pairing {config.curation.pairing!r}: use one of {', '.join(PAIRINGS)}")
         if config.training.mode not in SIDES:
             raise HermesBenchError(f"--mode {config.training.mode!r}: use one of {', '.join(SIDES)}")
-        self.config, self.log = config, log
+        # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
+        PartialState(cpu=resolve_device(config.device) == "cpu")
+        self.config, self.log = config, log if is_main() else (lambda _: None)
         self.initial = str(embedded_model_dir()) if config.model is None else config.model
         self.records = load_records(config.data, config.records, config.data_seed)
         if config.questions is not None:
@@ -105,12 +110,13 @@ class Aligner:
             raise HermesBenchError(f"record {missing[0].id} has no questions, which generation pairs need: pass "
                                    "--questions FILE.jsonl or --question-generator MODEL_ID, or --mode understanding")
         path = c.output / "questions.jsonl"
-        if not path.is_file():
+        if not path.is_file() and is_main():
             self.log(f"writing questions for {len(missing)} records with {c.question_generator}")
             generator = LMQuestionGenerator(c.question_generator, resolve_device(c.device))
             written = generator.generate([r.caption for r in missing])
             atomic_write_jsonl(path, [{"id": r.id, "questions": [q.stored() for q in qs]}
                                       for r, qs in zip(missing, written, strict=True)])
+        wait()
         load_questions(self.records, path)
         self.log(f"questions: {sum(bool(r.questions) for r in missing)} of {len(missing)} records got at least one")
 
@@ -150,7 +156,8 @@ class Aligner:
                 "generation": [asdict(s) for s in image_samples(model, self.records, self._image_scorer(model),
                                                                 self.config.curation)]
                 if "generation" in sides else None}
-            atomic_write_json(path, found)
+            if is_main():
+                atomic_write_json(path, found)
         return {k: [Samples(**s) for s in v] if v is not None else None for k, v in found.items()}
 
     def references(self, policy: UnifiedModel, pairs: dict, folder: Path) -> dict:
@@ -158,7 +165,8 @@ class Aligner:
         if (found := _read(path)) is None:
             model = policy if self.config.reference == "previous" else self._load(self.initial)
             found = reference_logprobs(model, self.by_id, pairs, self.config.training.mode)
-            atomic_write_json(path, found)
+            if is_main():
+                atomic_write_json(path, found)
         return found
 
     def run(self) -> list[dict]:
@@ -173,7 +181,8 @@ class Aligner:
             policy = self._load(kept)
             samples = self.curate(policy, folder)
             pairs = pairs_table(self.records, samples["understanding"], samples["generation"], previous, c.curation)
-            atomic_write_json(folder / "pairs.json", pairs)
+            if is_main():
+                atomic_write_json(folder / "pairs.json", pairs)
             refs = self.references(policy, pairs, folder)
             counts = {side: sum(1 for p in pairs.values() if p.get(side)) for side in ("understanding", "generation")}
             decision: Decision | None = None
@@ -188,24 +197,28 @@ class Aligner:
                     self.log(f"round {index}: training on {len(trainable_ids(pairs, c.training.mode))} records "
                              f"(beta {beta:g})")
                     history = train(policy, self.by_id, pairs, refs, settings, candidate, self.log)
-                    policy.save(trained)
-                    atomic_write_json(candidate / "train_log.json", history)
-                    (candidate / "checkpoint.pt").unlink(missing_ok=True)
+                    if is_main():
+                        policy.save(trained)
+                        atomic_write_json(candidate / "train_log.json", history)
+                        (candidate / "checkpoint.pt").unlink(missing_ok=True)
+                    wait()
                 _, scored = self.gate_eval(str(trained), candidate / "gate", c.gate_tasks)
-                decision = compare(kept_scored, scored, c.tolerance, c.seed)
+                decision = from_main(compare(kept_scored, scored, c.tolerance, c.seed) if is_main() else None)
                 rows.append(_row(index, beta, decision, counts, history[-1]))
                 self.log(f"round {index} (beta {beta:g}): {'kept' if decision.keep else 'rolled back'}: "
                          f"{decision.reason}")
                 if decision.keep:
                     kept, kept_scored, previous = str(trained), scored, pairs
                     break
-            atomic_write_json(folder / "decision.json", {"kept": kept, **decision.as_dict()})
+            if is_main():
+                atomic_write_json(folder / "decision.json", {"kept": kept, **decision.as_dict()})
             if not decision.keep:
                 break
-        atomic_write_json(out / "rounds.json", {"initial": self.initial, "final": kept, "config": _plain(c),
-                                                "rounds": rows})
-        write_table(rows, out)
-        plot_rounds(rows, out / "rounds.png")
+        if is_main():
+            atomic_write_json(out / "rounds.json", {"initial": self.initial, "final": kept, "config": _plain(c),
+                                                    "rounds": rows})
+            write_table(rows, out)
+            plot_rounds(rows, out / "rounds.png")
         if c.report_tasks:
             self.report(kept, out)
         return rows
@@ -214,9 +227,10 @@ class Aligner:
         """The first model against the final one on the report tasks, paired."""
         _, before = self.gate_eval(self.initial, out / "report" / "initial", self.config.report_tasks)
         _, after = self.gate_eval(final, out / "report" / "final", self.config.report_tasks)
-        atomic_write_json(out / "report.json", {"initial": self.initial, "final": final,
-                                                **compare(before, after, self.config.tolerance,
-                                                          self.config.seed).as_dict()})
+        if is_main():
+            atomic_write_json(out / "report.json", {"initial": self.initial, "final": final,
+                                                    **compare(before, after, self.config.tolerance,
+                                                              self.config.seed).as_dict()})
 
 
 def _row(index: int, beta: float, decision: Decision, counts: dict, last: dict) -> dict:

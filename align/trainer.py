@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DataLoaderConfiguration
 from transformers import get_cosine_schedule_with_warmup
 
 from hermes_bench.align.curate import CAPTION_PROMPT
 from hermes_bench.align.data import Record
 from hermes_bench.align.pair_dpo import Preference, pair_dpo_loss
+from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.results import atomic_write_bytes
@@ -76,8 +77,8 @@ def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: d
     without the condition, for condition dropout)."""
     model.module.eval()
     ids = trainable_ids(pairs, mode)
-    out: dict[str, dict[str, float]] = {i: {} for i in ids}
-    for start in range(0, len(ids), batch_size):
+    out: dict[str, dict[str, float]] = {}
+    for start in my_batches(len(ids), batch_size):
         chunk = ids[start:start + batch_size]
         recs = [records[i] for i in chunk]
         found = {}
@@ -92,8 +93,9 @@ def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: d
                     [pairs[i]["generation"]["lose"] for i in chunk], torch.full((len(chunk),), drop))
         for key, values in found.items():
             for i, v in zip(chunk, values.tolist(), strict=True):
-                out[i][key] = v
-    return out
+                out.setdefault(i, {})[key] = v
+    everything = merged(out)
+    return {i: everything[i] for i in ids}
 
 
 def _stats(prefix: str, preference: Preference, beta: float) -> dict[str, float]:
@@ -135,9 +137,11 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
         raise HermesBenchError(f"no record has a {' and '.join(SIDES[config.mode])} preference pair to train on: "
                                "curate more records (--records) or relax --min-best-score")
     device = next(model.module.parameters()).device
+    # split_batches: each step's batch is shared out among the processes, so the schedule steps once a step (else
+    # accelerate steps it once per process and the cosine ends early)
     accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum, cpu=device.type == "cpu",
                               mixed_precision="bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-                              else "no")
+                              else "no", dataloader_config=DataLoaderConfiguration(split_batches=True))
     params = [p for name, p in model.module.named_parameters() if "vqmodel" not in name]  # the image tokenizer stays
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
@@ -171,6 +175,9 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad()
+        if accelerator.num_processes > 1:  # log the whole batch, not this process' share of it
+            values = accelerator.reduce(torch.tensor(list(stats.values()), device=accelerator.device), "mean")
+            stats = dict(zip(stats, values.tolist(), strict=True))
         history.append({"step": step + 1, "lr": schedule.get_last_lr()[0], **stats})
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps and accelerator.is_main_process:
             buffer = io.BytesIO()

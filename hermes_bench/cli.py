@@ -203,6 +203,7 @@ def align_command(model, rounds, data, records, questions, question_generator, m
     from dataclasses import replace
 
     from hermes_bench.align.curate import CurationConfig
+    from hermes_bench.align.processes import is_main
     from hermes_bench.align.report import deltas_frame, summary_frame
     from hermes_bench.align.rounds import AlignConfig, align
     from hermes_bench.align.trainer import TrainingConfig
@@ -225,6 +226,8 @@ def align_command(model, rounds, data, records, questions, question_generator, m
     config = replace(config, records=records or config.records, gate_tasks=_csv(gate_tasks) or config.gate_tasks,
                      report_tasks=_csv(report_tasks) or ())
     rows = align(config, log=click.echo)
+    if not is_main():  # the main process reports
+        return
     click.echo(table(summary_frame(rows), "md"))
     click.echo(f"rounds: {output}/rounds.json")
     if config.report_tasks:

@@ -1,6 +1,7 @@
 """Log-probs and Pair-DPO training on the shipped model (real weights, real processor)."""
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict
@@ -91,36 +92,50 @@ def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(mod
         model.module.load_state_dict(state)
 
 
-KILLED_RUN = """
+TRAINING_RUN = """
 import json, os, sys
 from pathlib import Path
+import torch
 from hermes_bench.align.data import shapes_records
 from hermes_bench.align.trainer import TrainingConfig, train
 from hermes_bench.models import load_model
 
-folder = Path(sys.argv[1])
+folder, die = Path(sys.argv[1]), sys.argv[2:] == ["--die-after-checkpoint"]
 model = load_model(None, "cpu", "float32")
 pairs, refs, config = (json.loads((folder.parent / f).read_text()) for f in ("pairs.json", "refs.json", "config.json"))
 
-def log(_):  # dies, without any cleanup, at the first log line after a checkpoint was written
-    if (folder / "checkpoint.pt").is_file():
+def log(_):  # with --die-after-checkpoint: dies, without any cleanup, at the first log line after a checkpoint
+    if die and (folder / "checkpoint.pt").is_file():
         os._exit(3)
 
-train(model, {r.id: r for r in shapes_records(6, seed=21)}, pairs, refs, TrainingConfig(**config), folder, log)
+records = {r.id: r for r in shapes_records(6, seed=21)}
+history = train(model, records, pairs, refs, TrainingConfig(**config), folder, log)
+rank = os.environ.get("RANK", "0")
+folder.mkdir(parents=True, exist_ok=True)
+torch.save(model.module.state_dict(), folder / f"weights.rank{rank}.pt")
+(folder / f"history.rank{rank}.json").write_text(json.dumps(history))
 """
+
+
+def _training_run(tmp_path, pairs, refs, config: TrainingConfig) -> str:
+    """The training inputs as files beside a script that trains on them (run as users run the installed package)."""
+    for name, obj in (("pairs.json", pairs), ("refs.json", refs), ("config.json", asdict(config))):
+        (tmp_path / name).write_text(json.dumps(obj))
+    script = tmp_path / "train_run.py"
+    script.write_text(TRAINING_RUN)
+    return str(script)
 
 
 def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, training_set, tmp_path):
     by_id, pairs, refs = training_set
     config = TrainingConfig(steps=20, batch_size=2, lr=1e-4, warmup=2, checkpoint_every=5)
-    for name, obj in (("pairs.json", pairs), ("refs.json", refs), ("config.json", asdict(config))):
-        (tmp_path / name).write_text(json.dumps(obj))
+    script = _training_run(tmp_path, pairs, refs, config)
     state = {k: v.clone() for k, v in model.module.state_dict().items()}
     try:
         straight = train(model, by_id, pairs, refs, config, tmp_path / "straight", log=lambda _: None)
         final = {k: v.clone() for k, v in model.module.state_dict().items()}
-        killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], capture_output=True,
-                                text=True, cwd=tmp_path)  # not the checkout: the installed package, as users run it
+        killed = subprocess.run([sys.executable, script, str(tmp_path / "killed"), "--die-after-checkpoint"],
+                                capture_output=True, text=True, cwd=tmp_path)
         assert killed.returncode == 3, killed.stderr[-2000:]
         assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 10
         model.module.load_state_dict(state)  # as a fresh process loads it
@@ -129,5 +144,30 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, traini
         assert lines[0].startswith("resuming training at step 10")
         assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight], abs=1e-5)
         assert all(torch.allclose(final[k], v, atol=1e-5) for k, v in model.module.state_dict().items())
+    finally:
+        model.module.load_state_dict(state)
+
+
+def test_two_processes_train_as_one(model, training_set, tmp_path):
+    """The multi-GPU path at CPU size (torchrun, gloo): each process takes half of every batch; the averaged
+    gradients, and the schedule stepped once a step, give one process' weights."""
+    by_id, pairs, refs = training_set
+    config = TrainingConfig(steps=6, batch_size=4, lr=1e-4, warmup=0, condition_dropout=0.5)
+    script = _training_run(tmp_path, pairs, refs, config)
+    state = {k: v.clone() for k, v in model.module.state_dict().items()}
+    try:
+        alone = train(model, by_id, pairs, refs, config, tmp_path / "one", log=lambda _: None)
+        one = model.module.state_dict()
+        two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script,
+                              str(tmp_path / "two")], capture_output=True, text=True, cwd=tmp_path,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+        assert two.returncode == 0, two.stderr[-2000:]
+        history = json.loads((tmp_path / "two" / "history.rank0.json").read_text())
+        assert [h["lr"] for h in history] == pytest.approx([h["lr"] for h in alone])
+        ranks = [torch.load(tmp_path / "two" / f"weights.rank{r}.pt") for r in (0, 1)]
+        assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in one)
+        moved = max((one[k] - state[k]).abs().max().item() for k in one)
+        assert moved > 1e-4
+        assert all(torch.allclose(one[k], ranks[0][k], atol=moved / 20) for k in one)
     finally:
         model.module.load_state_dict(state)
