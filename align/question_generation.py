@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.errors import loading
 from hermes_bench.judges import MCQuestion
 
@@ -98,9 +99,11 @@ class LMQuestionGenerator(QuestionGenerator):
         return question.choices[scores.index(max(scores))] == question.answer
 
     def generate(self, captions):
-        out = []
-        for start in range(0, len(captions), self.batch_size):
+        mine = {}
+        for start in my_batches(len(captions), self.batch_size):
             chunk = captions[start:start + self.batch_size]
-            for caption, text in zip(chunk, self._complete([FEW_SHOT + described(c) for c in chunk]), strict=True):
-                out.append([q for q in parse_generated(text) if self.ranks_its_answer_first(caption, q)])
-        return out
+            written = self._complete([FEW_SHOT + described(c) for c in chunk])
+            for i, (caption, text) in enumerate(zip(chunk, written, strict=True)):
+                mine[start + i] = [q for q in parse_generated(text) if self.ranks_its_answer_first(caption, q)]
+        everything = merged(mine)
+        return [everything[i] for i in range(len(captions))]

@@ -110,12 +110,13 @@ class Aligner:
             raise HermesBenchError(f"record {missing[0].id} has no questions, which generation pairs need: pass "
                                    "--questions FILE.jsonl or --question-generator MODEL_ID, or --mode understanding")
         path = c.output / "questions.jsonl"
-        if not path.is_file() and is_main():
+        if not path.is_file():
             self.log(f"writing questions for {len(missing)} records with {c.question_generator}")
             generator = LMQuestionGenerator(c.question_generator, resolve_device(c.device))
             written = generator.generate([r.caption for r in missing])
-            atomic_write_jsonl(path, [{"id": r.id, "questions": [q.stored() for q in qs]}
-                                      for r, qs in zip(missing, written, strict=True)])
+            if is_main():
+                atomic_write_jsonl(path, [{"id": r.id, "questions": [q.stored() for q in qs]}
+                                          for r, qs in zip(missing, written, strict=True)])
         wait()
         load_questions(self.records, path)
         self.log(f"questions: {sum(bool(r.questions) for r in missing)} of {len(missing)} records got at least one")

@@ -1,13 +1,13 @@
 """Log-probs and Pair-DPO training on the shipped model (real weights, real processor)."""
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict
 
 import pytest
 import torch
+from launch import run_python
 
 from hermes_bench.align.curate import CAPTION_PROMPT
 from hermes_bench.align.data import shapes_records
@@ -158,10 +158,7 @@ def test_two_processes_train_as_one(model, training_set, tmp_path):
     try:
         alone = train(model, by_id, pairs, refs, config, tmp_path / "one", log=lambda _: None)
         one = model.module.state_dict()
-        two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", script,
-                              str(tmp_path / "two")], capture_output=True, text=True, cwd=tmp_path,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
-        assert two.returncode == 0, two.stderr[-2000:]
+        run_python([script, str(tmp_path / "two")], tmp_path, processes=2)
         history = json.loads((tmp_path / "two" / "history.rank0.json").read_text())
         assert [h["lr"] for h in history] == pytest.approx([h["lr"] for h in alone])
         ranks = [torch.load(tmp_path / "two" / f"weights.rank{r}.pt") for r in (0, 1)]

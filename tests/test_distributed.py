@@ -1,19 +1,13 @@
 """Two processes (torchrun, gloo on CPU) give the same results as one: the multi-GPU code path, at CPU size."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+from launch import run_python
 
 
-def _run(args: list[str], cwd, processes: int = 1) -> subprocess.CompletedProcess:
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(processes)] if processes > 1 else []
-    done = subprocess.run([sys.executable, *launcher, "-m", "hermes_bench", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
+def _run(args: list[str], cwd, processes: int = 1):
+    return run_python(["-m", "hermes_bench", *args], cwd, processes)
 
 
 def test_two_processes_match_one(tiny_janus, tmp_path):

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from launch import run_python
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from hermes_bench.align.data import shapes_records
@@ -68,6 +69,36 @@ def test_generator_writes_and_keeps_the_captions_questions(writer):
     assert scores[question.choices.index(question.answer)] == max(scores)
     flipped = MCQuestion(question.text, question.choices, next(c for c in question.choices if c != question.answer))
     assert not generator.ranks_its_answer_first(RECORDS[0].caption, flipped)  # the filter drops a wrong answer
+
+
+SHARED_OUT = """
+import json, os, sys
+from accelerate import PartialState
+from hermes_bench.align.question_generation import LMQuestionGenerator
+
+PartialState(cpu=True)  # as `align` starts it: on CPU, torchrun's processes otherwise each run alone
+
+class Counting(LMQuestionGenerator):
+    prompts = 0
+
+    def _complete(self, prompts):
+        self.prompts += len(prompts)
+        return super()._complete(prompts)
+
+generator = Counting(sys.argv[1], batch_size=1)
+written = generator.generate(json.loads(sys.argv[2]))
+with open(f"written.rank{os.environ['RANK']}.json", "w") as f:
+    json.dump({"prompts": generator.prompts, "written": [[q.stored() for q in qs] for qs in written]}, f)
+"""
+
+
+def test_two_processes_write_one_caption_each_and_both_get_all(tmp_path, writer):
+    (tmp_path / "write.py").write_text(SHARED_OUT)
+    captions = [r.caption for r in RECORDS]
+    run_python(["write.py", str(writer), json.dumps(captions)], tmp_path, processes=2)
+    expected = [[q.stored() for q in parse_generated(_block(r))] for r in RECORDS]
+    for rank in (0, 1):
+        assert json.loads((tmp_path / f"written.rank{rank}.json").read_text()) == {"prompts": 1, "written": expected}
 
 
 def test_align_generates_questions_for_records_without_any(tmp_path, writer):
