@@ -65,6 +65,14 @@ def _pairs(records, tokens):
             for i, r in enumerate(records)}
 
 
+@pytest.fixture
+def initial_state(model):
+    """The shipped weights, restored after the test: tests train the module-wide model in place."""
+    state = {k: v.clone() for k, v in model.module.state_dict().items()}
+    yield state
+    model.module.load_state_dict(state)
+
+
 @pytest.fixture(scope="module")
 def training_set(model, records):
     """Records by id, hand-made pairs and the shipped model's reference log-probs (tests restore the model)."""
@@ -73,7 +81,8 @@ def training_set(model, records):
     return by_id, pairs, reference_logprobs(model, by_id, pairs, "pair")
 
 
-def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(model, training_set, tmp_path):
+def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(model, training_set, initial_state,
+                                                                            tmp_path):
     by_id, pairs, refs = training_set
     config = TrainingConfig(steps=8, batch_size=3, lr=1e-4, warmup=0, checkpoint_every=4)
     ids = list(by_id)[:3]
@@ -81,15 +90,11 @@ def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(mod
                             torch.tensor([False, True, False]), config)
     assert loss.item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item(), abs=1e-4)  # policy = reference
     assert stats["understanding/margin"] == pytest.approx(0, abs=1e-4)
-    state = {k: v.clone() for k, v in model.module.state_dict().items()}
     history = train(model, by_id, pairs, refs, config, tmp_path, log=lambda _: None)
-    try:
-        assert len(history) == 8 and history[-1]["loss"] < history[0]["loss"]
-        assert history[-1]["generation/margin"] > 0 and history[-1]["understanding/accuracy"] == 1.0
-        vq = [k for k in state if "vqmodel" in k]
-        assert all(torch.equal(state[k], model.module.state_dict()[k]) for k in vq)  # the tokenizer is frozen
-    finally:
-        model.module.load_state_dict(state)
+    assert len(history) == 8 and history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["generation/margin"] > 0 and history[-1]["understanding/accuracy"] == 1.0
+    vq = [k for k in initial_state if "vqmodel" in k]
+    assert all(torch.equal(initial_state[k], model.module.state_dict()[k]) for k in vq)  # the tokenizer is frozen
 
 
 TRAINING_RUN = """
@@ -126,45 +131,37 @@ def _training_run(tmp_path, pairs, refs, config: TrainingConfig) -> str:
     return str(script)
 
 
-def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, training_set, tmp_path):
+def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, training_set, initial_state, tmp_path):
     by_id, pairs, refs = training_set
     config = TrainingConfig(steps=20, batch_size=2, lr=1e-4, warmup=2, checkpoint_every=5)
     script = _training_run(tmp_path, pairs, refs, config)
-    state = {k: v.clone() for k, v in model.module.state_dict().items()}
-    try:
-        straight = train(model, by_id, pairs, refs, config, tmp_path / "straight", log=lambda _: None)
-        final = {k: v.clone() for k, v in model.module.state_dict().items()}
-        killed = subprocess.run([sys.executable, script, str(tmp_path / "killed"), "--die-after-checkpoint"],
-                                capture_output=True, text=True, cwd=tmp_path)
-        assert killed.returncode == 3, killed.stderr[-2000:]
-        assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 10
-        model.module.load_state_dict(state)  # as a fresh process loads it
-        lines = []
-        resumed = train(model, by_id, pairs, refs, config, tmp_path / "killed", log=lines.append)
-        assert lines[0].startswith("resuming training at step 10")
-        assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight], abs=1e-5)
-        assert all(torch.allclose(final[k], v, atol=1e-5) for k, v in model.module.state_dict().items())
-    finally:
-        model.module.load_state_dict(state)
+    straight = train(model, by_id, pairs, refs, config, tmp_path / "straight", log=lambda _: None)
+    final = {k: v.clone() for k, v in model.module.state_dict().items()}
+    killed = subprocess.run([sys.executable, script, str(tmp_path / "killed"), "--die-after-checkpoint"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert killed.returncode == 3, killed.stderr[-2000:]
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 10
+    model.module.load_state_dict(initial_state)  # as a fresh process loads it
+    lines = []
+    resumed = train(model, by_id, pairs, refs, config, tmp_path / "killed", log=lines.append)
+    assert lines[0].startswith("resuming training at step 10")
+    assert [h["loss"] for h in resumed] == pytest.approx([h["loss"] for h in straight], abs=1e-5)
+    assert all(torch.allclose(final[k], v, atol=1e-5) for k, v in model.module.state_dict().items())
 
 
-def test_two_processes_train_as_one(model, training_set, tmp_path):
+def test_two_processes_train_as_one(model, training_set, initial_state, tmp_path):
     """The multi-GPU path at CPU size (torchrun, gloo): each process takes half of every batch; the averaged
     gradients, and the schedule stepped once a step, give one process' weights."""
     by_id, pairs, refs = training_set
     config = TrainingConfig(steps=6, batch_size=4, lr=1e-4, warmup=0, condition_dropout=0.5)
     script = _training_run(tmp_path, pairs, refs, config)
-    state = {k: v.clone() for k, v in model.module.state_dict().items()}
-    try:
-        alone = train(model, by_id, pairs, refs, config, tmp_path / "one", log=lambda _: None)
-        one = model.module.state_dict()
-        run_python([script, str(tmp_path / "two")], tmp_path, processes=2)
-        history = json.loads((tmp_path / "two" / "history.rank0.json").read_text())
-        assert [h["lr"] for h in history] == pytest.approx([h["lr"] for h in alone])
-        ranks = [torch.load(tmp_path / "two" / f"weights.rank{r}.pt") for r in (0, 1)]
-        assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in one)
-        moved = max((one[k] - state[k]).abs().max().item() for k in one)
-        assert moved > 1e-4
-        assert all(torch.allclose(one[k], ranks[0][k], atol=moved / 20) for k in one)
-    finally:
-        model.module.load_state_dict(state)
+    alone = train(model, by_id, pairs, refs, config, tmp_path / "one", log=lambda _: None)
+    one = model.module.state_dict()
+    run_python([script, str(tmp_path / "two")], tmp_path, processes=2)
+    history = json.loads((tmp_path / "two" / "history.rank0.json").read_text())
+    assert [h["lr"] for h in history] == pytest.approx([h["lr"] for h in alone])
+    ranks = [torch.load(tmp_path / "two" / f"weights.rank{r}.pt") for r in (0, 1)]
+    assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in one)
+    moved = max((one[k] - initial_state[k]).abs().max().item() for k in one)
+    assert moved > 1e-4
+    assert all(torch.allclose(one[k], ranks[0][k], atol=moved / 20) for k in one)
