@@ -64,8 +64,7 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
                                 max_new_tokens=config.caption_tokens, **sampling)
             for i, text in enumerate(said):
                 captions.setdefault(start + i, []).append(text.strip())
-    everything = merged({i: Samples(c, scorer.score(records[i], c)) for i, c in captions.items()})
-    return [everything[i] for i in range(len(records))]
+    return merged({i: Samples(c, scorer.score(records[i], c)) for i, c in captions.items()}, range(len(records)))
 
 
 def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScorer,
@@ -80,8 +79,7 @@ def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScore
         flat = model.decode_images(tokens)
         scores = scorer.score(chunk, [flat[i * m:(i + 1) * m] for i in range(len(chunk))])
         mine.update({start + i: Samples(tokens[i * m:(i + 1) * m].tolist(), sc) for i, sc in enumerate(scores)})
-    everything = merged(mine)
-    return [everything[i] for i in range(len(records))]
+    return merged(mine, range(len(records)))
 
 
 def select(samples: Samples, previous: Pair | None, min_best: float | None = None) -> Pair | None:

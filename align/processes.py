@@ -4,6 +4,7 @@ The main process alone writes files."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from accelerate import PartialState
@@ -16,14 +17,13 @@ def my_batches(n: int, batch_size: int) -> list[int]:
     return [start for b, start in enumerate(range(0, n, batch_size)) if b % state.num_processes == state.process_index]
 
 
-def merged(mine: dict) -> dict:
-    """Every process' results (each a dict over its own batches) in one dict, on every process."""
-    if PartialState().num_processes == 1:
-        return mine
-    everything: dict = {}
-    for part in gather_object([mine]):
-        everything.update(part)
-    return everything
+def merged(mine: dict, keys: Iterable) -> list:
+    """Every process' results (each a dict over its own batches), in the order of `keys`, on every process."""
+    everything = dict(mine)
+    if PartialState().num_processes > 1:
+        for part in gather_object([mine]):
+            everything.update(part)
+    return [everything[k] for k in keys]
 
 
 def from_main(value: Any) -> Any:

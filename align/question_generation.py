@@ -105,5 +105,4 @@ class LMQuestionGenerator(QuestionGenerator):
             written = self._complete([FEW_SHOT + described(c) for c in chunk])
             for i, (caption, text) in enumerate(zip(chunk, written, strict=True)):
                 mine[start + i] = [q for q in parse_generated(text) if self.ranks_its_answer_first(caption, q)]
-        everything = merged(mine)
-        return [everything[i] for i in range(len(captions))]
+        return merged(mine, range(len(captions)))

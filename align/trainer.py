@@ -94,8 +94,7 @@ def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: d
         for key, values in found.items():
             for i, v in zip(chunk, values.tolist(), strict=True):
                 out.setdefault(i, {})[key] = v
-    everything = merged(out)
-    return {i: everything[i] for i in ids}
+    return dict(zip(ids, merged(out, ids), strict=True))
 
 
 def _stats(prefix: str, preference: Preference, beta: float) -> dict[str, float]:
