@@ -308,7 +308,7 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
     if output:
         atomic_write_bytes(output, text.encode())
     else:
-        click.echo(text)
+        click.echo(text, nl=False)
 
 
 @main.command("score")

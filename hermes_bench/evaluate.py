@@ -16,6 +16,7 @@ from hermes_bench.hub import DATA_DIR_ENV
 from hermes_bench.models import load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
+from hermes_bench.report import lm_eval_results as lm_eval_format
 from hermes_bench.results import atomic_write_jsonl, check_writable
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
@@ -67,13 +68,16 @@ def _json_safe_doc(doc: dict) -> dict:
 
 
 def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, output: Path,
-                   stats: dict) -> list[Scored]:
+                   stats: dict) -> tuple[list[Scored], dict]:
+    """The scored tasks, and lm-eval's own results (for its results format); nothing on processes other than 0."""
     names = [s.name for s in specs]
+    unit_fields = {leaf: s.config["metadata"]["bootstrap_unit"] for s in specs for leaf in s.leaves or (s.name,)
+                   if s.config.get("metadata", {}).get("bootstrap_unit")}
     results, tasks, computed = run_understanding(model, names, [s.path.parent for s in specs], output,
-                                                 cfg.batch_size, cfg.limit, cfg.progress)
+                                                 cfg.batch_size, cfg.limit, cfg.progress, unit_fields)
     stats["understanding_computed"] = computed
     if not results:  # lm-eval gathers everything on process 0
-        return []
+        return [], {}
     scored = []
     for spec in specs:
         unit_key = spec.config.get("metadata", {}).get("bootstrap_unit")
@@ -93,7 +97,7 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
         details = {c: metrics[c][spec.headline] for c in spec.config.get("task", []) if "group" in spec.config}
         details.update({m: metrics[spec.name][m] for m in spec.config.get("metadata", {}).get("report", [])})
         scored.append(Scored(spec, metrics, parts, details))
-    return scored
+    return scored, results
 
 
 def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> Scored | None:
@@ -137,7 +141,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     stages: dict[str, float] = {}
     start = time.perf_counter()
     understanding = [s for s in specs if s.kind == "understanding"]
-    scored = _understanding(model, understanding, cfg, output, stats) if understanding else []
+    scored, lm_eval_results = _understanding(model, understanding, cfg, output, stats) if understanding else ([], {})
     stages["understanding_s"] = time.perf_counter() - start
     for spec in (s for s in specs if s.kind in ("generation", "gap")):
         scored_task = _generation(model, spec, cfg, output, stats)
@@ -150,6 +154,9 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
                   "weights_sha256": model.weights_sha256(), "family": type(model).__name__}
     provenance = {"seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
                   "dtype": cfg.dtype, "tasks": list(cfg.tasks), "samples_computed": stats}
-    return write_run(output, scored, model_info, provenance, cfg.seed, start, stages, model.model_seconds), scored
+    run = write_run(output, scored, model_info, provenance, cfg.seed, start, stages, model.model_seconds)
+    run["lm_eval_results"] = str(lm_eval_format.write(output, lm_eval_results,
+                                                      [s for s in scored if s.spec.kind != "understanding"], run))
+    return run, scored
 
 

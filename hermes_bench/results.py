@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -60,8 +61,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN and infinities (undefined metrics, such as POPE's F1 with no "yes" predicted) as null: valid JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode())
+    atomic_write_bytes(path, (json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False) + "\n").encode())
 
 
 def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:

@@ -10,6 +10,7 @@ from hermes_bench.detectors import load_detector
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import resolve_device
 from hermes_bench.registry import Registry
+from hermes_bench.report import lm_eval_results as lm_eval_format
 from hermes_bench.results import SampleCache
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
@@ -62,5 +63,7 @@ def score_images(cfg: ScoreConfig) -> dict:
     model_info = {"name": f"images in {cfg.folder}", "path": str(cfg.folder), "weights_sha256": None,
                   "family": None}
     provenance = {"seed": cfg.seed, "scored_folder": str(cfg.folder), "tasks": [spec.name]}
-    return write_run(output, scored, model_info, provenance, cfg.seed, start,
-                     {"scoring_s": time.perf_counter() - start}, 0.0)
+    run = write_run(output, scored, model_info, provenance, cfg.seed, start,
+                    {"scoring_s": time.perf_counter() - start}, 0.0)
+    run["lm_eval_results"] = str(lm_eval_format.write(output, None, scored, run))
+    return run

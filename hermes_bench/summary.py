@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def write_run(output: Path, scored: list[Scored], model_info: dict, provenance: 
     stages["bootstrap_s"] = total - sum(stages.values())
     run = {
         "hermes_bench_version": __version__,
+        "date": datetime.fromtimestamp(time.time() - total, timezone.utc).isoformat(timespec="seconds"),  # started
         "model": model_info,
         "summary": summary,
         "headlines": headlines,

@@ -11,6 +11,8 @@ from hermes_bench.cli import main
 from hermes_bench.models import embedded_model_dir
 from hermes_bench.results import files_sha256
 
+pytestmark = pytest.mark.slow  # subprocesses, training or several processes
+
 SMALL = ["--records", "12", "--images", "4", "--steps", "6", "--train-batch-size", "2", "--gate-limit", "8"]
 
 

@@ -131,6 +131,7 @@ def _training_run(tmp_path, pairs, refs, config: TrainingConfig) -> str:
     return str(script)
 
 
+@pytest.mark.slow
 def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, training_set, initial_state, tmp_path):
     by_id, pairs, refs = training_set
     config = TrainingConfig(steps=20, batch_size=2, lr=1e-4, warmup=2, checkpoint_every=5)
@@ -149,6 +150,7 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, traini
     assert all(torch.allclose(final[k], v, atol=1e-5) for k, v in model.module.state_dict().items())
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one(model, training_set, initial_state, tmp_path):
     """The multi-GPU path at CPU size (torchrun, gloo): each process takes half of every batch; the averaged
     gradients, and the schedule stepped once a step, give one process' weights."""

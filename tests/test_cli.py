@@ -36,6 +36,27 @@ def test_eval_writes_results_samples_and_images(run_dir, tiny_janus):
     assert json.loads((images[0].parent.parent / "metadata.jsonl").read_text())["tag"]
 
 
+def test_eval_also_writes_lm_evals_own_results_format(run_dir):
+    from lm_eval.utils import make_table
+
+    run = json.loads((run_dir / "results.json").read_text())
+    [path] = (run_dir / "lm_eval").glob("*/results_*.json")
+    lm = json.loads(path.read_text())
+    assert lm["results"]["shapes_pope_random"]["f1,none"] == run["results"]["shapes_pope_random"]["f1"]
+    assert lm["results"]["shapes_geneval"]["overall,none"] == run["headlines"]["shapes_geneval"]["value"]
+    assert lm["results"]["shapes_geneval"]["overall_stderr,none"] == "N/A"
+    assert lm["n-samples"]["shapes_mme"] == {"original": 320, "effective": 6}
+    assert lm["n-samples"]["shapes_geneval"]["effective"] == 6 * 4  # images
+    assert lm["higher_is_better"]["shapes_pope_random"]["f1"] is True
+    assert set(lm["task_hashes"]) >= {"shapes_pope_random", "shapes_mme", "shapes_geneval"}
+    assert lm["configs"]["shapes_geneval"]["guidance_scale"] > 0 and "guidance_scale,none" not in lm["results"][
+        "shapes_geneval"]
+    assert {"date", "versions", "n-shot", "config", "model_name", "lm_eval_version"} <= set(lm)
+    assert run["date"].startswith(__import__("time").strftime("%Y-"))
+    table = make_table(lm)  # lm-eval's own table of a results file
+    assert "shapes_pope_random" in table and "shapes_geneval" in table
+
+
 @pytest.mark.parametrize("fmt", ["md", "csv", "latex", "html"])
 def test_leaderboard_formats(run_dir, fmt):
     result = CliRunner().invoke(main, ["leaderboard", str(run_dir), str(run_dir / "results.json"), "--format", fmt])
@@ -157,5 +178,6 @@ def test_generation_prompts_from_a_jsonl_file_are_validated(tmp_path, tiny_janus
     result = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "ok")])
     assert result.exit_code == 0, result.output
     run = json.loads((tmp_path / "ok" / "results.json").read_text())
-    assert set(run["results"]["my_geneval"]) == {"colors", "overall", "guidance_scale"}
+    assert set(run["results"]["my_geneval"]) == {"colors", "overall", "correct_images", "correct_prompts",
+                                                 "guidance_scale"}
     assert "U" not in run["summary"] and "gap" not in run["summary"]

@@ -5,6 +5,8 @@ import json
 import pytest
 from launch import run_python
 
+pytestmark = pytest.mark.slow  # subprocesses, training or several processes
+
 
 def _run(args: list[str], cwd, processes: int = 1):
     return run_python(["-m", "hermes_bench", *args], cwd, processes)

@@ -13,7 +13,7 @@ QUESTIONS = [dpg.Question(1, (0,), "entity - whole", "Is there a cat?"),
              dpg.Question(4, (1, 3), "relation - spatial", "Is the cat on the sofa?")]
 
 
-def test_dependency_zeroing_uses_the_parents_raw_answers():
+def test_dependency_zeroing_on_independent_parents():
     raw, zeroed = dpg.tile_scores(QUESTIONS, ["no", "yes", "yes", "yes"])
     assert raw == {1: 0.0, 2: 1.0, 3: 1.0, 4: 1.0}
     assert zeroed == {1: 0.0, 2: 0.0, 3: 1.0, 4: 0.0}  # 2 and 4 depend on 1

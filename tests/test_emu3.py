@@ -89,6 +89,7 @@ def test_one_pair_dpo_step(emu3, tmp_path):
     emu3.module.zero_grad()
 
 
+@pytest.mark.slow
 def test_eval_and_align_through_model_dir(tiny_emu3, tmp_path):
     result = CliRunner().invoke(main, ["eval", "--model", str(tiny_emu3), "--limit", "4", "--batch-size", "8",
                                        "--no-progress", "--output", str(tmp_path / "eval")])

@@ -182,23 +182,29 @@ def test_html_leaderboard_shows_sample_grids_per_tag(gen_run):
     assert result.output.count("data:image/png;base64,") >= 6 + 2  # GenEval samples and DPG grids
 
 
-def test_geneval_prompts_are_fetched_once_and_checked(tmp_path, monkeypatch):
-    """The first use fetches the reference file (here from a file:// address) and caches it with its sha256."""
-    from hub_mirror import geneval_records
+def test_geneval_prompts_ship_with_the_package(monkeypatch):
+    """The real evaluation_metadata.jsonl, read with no network and no --data-dir: 553 prompts, GenEval's tags."""
+    from collections import Counter
 
+    from hermes_bench.runners import geneval
+
+    monkeypatch.delenv("HERMES_BENCH_DATA_DIR", raising=False)
+    records = geneval.reference_metadata()
+    assert Counter(r["tag"] for r in records) == {"single_object": 80, "two_object": 99, "counting": 80,
+                                                  "colors": 94, "position": 100, "color_attr": 100}
+    assert records[0] == {"tag": "single_object", "include": [{"class": "bench", "count": 1}],
+                          "prompt": "a photo of a bench"}
+    assert (geneval.SHIPPED.parent / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_a_changed_shipped_prompt_file_is_refused(tmp_path, monkeypatch):
     from hermes_bench.errors import HermesBenchError
     from hermes_bench.runners import geneval
 
-    source = tmp_path / "evaluation_metadata.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in geneval_records()))
-    monkeypatch.setattr(geneval, "REFERENCE_URL", source.as_uri())
-    monkeypatch.setenv("HERMES_BENCH_CACHE", str(tmp_path / "cache"))
+    changed = tmp_path / "evaluation_metadata.jsonl"
+    changed.write_text(geneval.SHIPPED.read_text().replace("bench", "bus", 1))
+    monkeypatch.setattr(geneval, "SHIPPED", changed)
     monkeypatch.delenv("HERMES_BENCH_DATA_DIR", raising=False)
-    assert len(geneval.reference_metadata()) == 553
-    source.unlink()  # the cached copy serves from now on
-    assert len(geneval.reference_metadata()) == 553
-    cached = tmp_path / "cache" / "geneval" / "evaluation_metadata.jsonl"
-    cached.write_text(cached.read_text().replace("dog", "cat", 1))
     with pytest.raises(HermesBenchError, match="sha256"):
         geneval.reference_metadata()
 

@@ -15,6 +15,8 @@ from hermes_bench.cli import main
 from hermes_bench.judges import MCQuestion
 from hermes_bench.models.tiny import build_tokenizer
 
+pytestmark = pytest.mark.slow  # subprocesses, training or several processes
+
 RECORDS = shapes_records(2, seed=41)
 
 

@@ -7,6 +7,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses, training or several processes
+
 ARGS = ["--tasks", "shapes_pope_random,shapes_geneval", "--limit", "30", "--batch-size", "4", "--no-progress"]
 
 

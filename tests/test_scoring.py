@@ -29,7 +29,7 @@ def test_pope_metrics_hand_worked():
     assert pope.f1(items) == pytest.approx(2 / 3)
     assert pope.yes_ratio(items) == pytest.approx(3 / 5)  # predicted yes, not gold yes (3/5 as well by chance)
     all_no = [pope.item("no", a) for a in ["yes", "no", "no", "no"]]
-    assert pope.yes_ratio(all_no) == 0.0 and pope.f1(all_no) == 0.0
+    assert pope.yes_ratio(all_no) == 0.0 and pope.recall(all_no) == 0.0
 
 
 @pytest.mark.parametrize(("text", "parsed"), [

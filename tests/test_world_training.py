@@ -4,6 +4,7 @@ import json
 import random
 from dataclasses import replace
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -22,6 +23,8 @@ from hermes_bench.world.training import (
     train_embedded,
     unconditional,
 )
+
+pytestmark = pytest.mark.slow  # subprocesses, training or several processes
 
 
 def test_training_inputs_match_the_processor_at_inference():

@@ -50,7 +50,7 @@ def gallery(run: dict, run_dir: Path) -> str:
                                   else run_dir / record["path"])
                 if data is None:
                     continue
-                ok = record.get("correct", record.get("score", 0) >= 0.5)
+                ok = record.get("correct", (record.get("score") or 0) >= 0.5)  # a dropped DPG image has none
                 title = html.escape(f"{record.get('prompt', record.get('item_id', ''))}: "
                                     f"{record.get('reason') or record.get('score', '')}", quote=True)
                 cells.append(f'<img src="data:image/png;base64,{data}" title="{title}" width="{THUMBNAIL}" '

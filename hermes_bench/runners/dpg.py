@@ -7,6 +7,7 @@ model hermes-bench loads (models/); a question scores 1 iff its answer is exactl
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from accelerate import PartialState
@@ -88,7 +89,13 @@ def score_folder(folder: Path, prompts: list[tuple[str, str]], questions: dict[s
 
 
 def metrics(records: list[dict], compat: bool = False) -> dict[str, float]:
-    return {"dpg": dpg.dpg_score(records), **dpg.category_scores(records, compat)}
+    """The DPG score, its categories, and how many images were dropped as the reference drops them (warned)."""
+    dropped = [r for r in records if "dropped" in r]
+    if dropped:
+        print(f"warning: DPG-Bench dropped {len(dropped)} of {len(records)} images, as the reference does: "
+              f"{dropped[0]['item_id']}: {dropped[0]['dropped']} (all listed in the samples file); fix the CSV's "
+              "dependency column", file=sys.stderr)
+    return {"dpg": dpg.dpg_score(records), "images_dropped": len(dropped), **dpg.category_scores(records, compat)}
 
 
 def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:

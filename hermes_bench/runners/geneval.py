@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.request
 from pathlib import Path
 
 from accelerate import PartialState
@@ -19,16 +18,17 @@ from hermes_bench.detectors import load_detector
 from hermes_bench.detectors.base import Detector
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
-from hermes_bench.models import cache_dir
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.registry import TaskSpec
-from hermes_bench.results import SampleCache, atomic_save_png, atomic_write_bytes, atomic_write_jsonl, digest
+from hermes_bench.registry import BUILTIN_TASKS, TaskSpec
+from hermes_bench.results import SampleCache, atomic_save_png, atomic_write_jsonl, digest
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
 from hermes_bench.scoring import geneval
 from hermes_bench.world import benchmarks
 
-REFERENCE_URL = "https://raw.githubusercontent.com/djghosh13/geneval/main/prompts/evaluation_metadata.jsonl"
 MIRROR_PATH = "djghosh13/geneval/prompts/evaluation_metadata.jsonl"
+# GenEval's prompt file (djghosh13/geneval at af4902f, MIT licence beside it), shipped with the package
+SHIPPED = BUILTIN_TASKS / "geneval" / "evaluation_metadata.jsonl"
+SHIPPED_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
 TAG_COUNTS = {"single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100,
               "color_attr": 100}
 REQUIRED_FIELDS = ("tag", "prompt", "include")
@@ -69,24 +69,15 @@ def _check_reference(records: list[dict], where: str) -> list[dict]:
 
 
 def reference_metadata() -> list[dict]:
-    """The 553 prompts: from the mirror under --data-dir, else fetched once and cached with its sha256."""
-    if os.environ.get(DATA_DIR_ENV):
-        path = Path(os.environ[DATA_DIR_ENV]) / MIRROR_PATH
-        return _check_reference(read_metadata(path), str(path))
-    path = cache_dir() / "geneval" / "evaluation_metadata.jsonl"
-    checksum = path.with_suffix(".sha256")
-    if not path.is_file():
-        try:
-            with urllib.request.urlopen(REFERENCE_URL, timeout=30) as response:
-                data = response.read()
-        except OSError as err:
-            raise HermesBenchError(f"cannot fetch GenEval's prompts from {REFERENCE_URL} ({err}): pass --data-dir "
-                                   f"with {MIRROR_PATH} inside") from None
-        atomic_write_bytes(path, data)
-        atomic_write_bytes(checksum, hashlib.sha256(data).hexdigest().encode())
-    if checksum.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != checksum.read_text().strip():
-        raise HermesBenchError(f"{path} does not match its recorded sha256: delete it to fetch it again")
-    return _check_reference(read_metadata(path), str(path))
+    """The 553 prompts: the --data-dir mirror's copy when it has one, else the copy shipped with the package
+    (checked against its pinned sha256)."""
+    mirror = Path(os.environ[DATA_DIR_ENV]) / MIRROR_PATH if os.environ.get(DATA_DIR_ENV) else None
+    if mirror is not None and mirror.is_file():
+        return _check_reference(read_metadata(mirror), str(mirror))
+    if not SHIPPED.is_file() or hashlib.sha256(SHIPPED.read_bytes()).hexdigest() != SHIPPED_SHA256:
+        raise HermesBenchError(f"{SHIPPED} is missing or changed (its sha256 is pinned): reinstall hermes-bench, or "
+                               f"pass --data-dir with {MIRROR_PATH} inside")
+    return _check_reference(read_metadata(SHIPPED), str(SHIPPED))
 
 
 def load_prompts(config: dict, base: Path) -> list[dict]:
@@ -151,14 +142,17 @@ def score_folder(folder: Path, detector: Detector, detector_key: object, cache: 
                 [d.label, d.color, round(d.score, 4), d.box] for ds in objects.values() for d in ds]}
         if verdicts:
             cache.put_many(verdicts)
+        # "metadata" identifies the prompt as the reference's summary groups it
         records += [{"prompt_index": index, "image_index": k, "tag": record["tag"], "prompt": record["prompt"],
-                     "path": str(path), **cache.get(key)} for (index, record, k, path), key in zip(chunk, keys,
-                                                                                                 strict=True)]
+                     "metadata": json.dumps(record), "path": str(path), **cache.get(key)}
+                    for (index, record, k, path), key in zip(chunk, keys, strict=True)]
     return records
 
 
 def metrics(records: list[dict]) -> dict[str, float]:
-    return geneval.tag_scores([r["tag"] for r in records], [r["correct"] for r in records])
+    correct = [r["correct"] for r in records]
+    return {**geneval.tag_scores([r["tag"] for r in records], correct),
+            **geneval.summary([r["metadata"] for r in records], correct)}
 
 
 def overall(records: list[dict]) -> float:

@@ -102,10 +102,28 @@ def _truncate(text: str, until: list[str] | str) -> str:
     return text
 
 
+def limited_samples(tasks: dict, limit: int, unit_fields: dict[str, str]) -> dict[str, list[int]]:
+    """--limit as lm-eval's per-task doc indices: the first `limit` docs, then the docs right after them that
+    belong to the last one's unit (`unit_fields[task]`, e.g. an MME image keeps both of its questions)."""
+    chosen = {}
+    for name, task in tasks.items():
+        docs = task.eval_docs
+        n = min(limit, len(docs))
+        field = unit_fields.get(name)
+        if field and n:
+            last = docs[n - 1][field]
+            while n < len(docs) and docs[n][field] == last:
+                n += 1
+        chosen[name] = list(range(n))
+    return chosen
+
+
 def run_understanding(model: UnifiedModel, task_names: list[str], include_paths: list[Path], output: Path,
-                      batch_size: int, limit: int | None, progress: bool = True) -> tuple[dict, dict, int]:
+                      batch_size: int, limit: int | None, progress: bool = True,
+                      unit_fields: dict[str, str] | None = None) -> tuple[dict, dict, int]:
     """lm-eval's evaluate() on the named tasks: its results (with samples), its Task objects by name, and
-    how many answers were computed rather than taken from the cache."""
+    how many answers were computed rather than taken from the cache. A limit keeps each task's units whole
+    (`unit_fields`: the doc field that names a leaf task's unit)."""
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     # lm-eval draws a bar per task while it builds requests; ours covers the model work.
     lm_eval_task.tqdm = functools.partial(tqdm, disable=True)
@@ -113,6 +131,7 @@ def run_understanding(model: UnifiedModel, task_names: list[str], include_paths:
     task_dict = manager.load(task_names)
     cache = SampleCache(output, "understanding", PartialState().process_index)
     lm = UnifiedLM(model, cache, batch_size, progress)
-    results = evaluate(lm=lm, task_dict=task_dict, limit=limit, log_samples=True, bootstrap_iters=0,
+    samples = None if limit is None else limited_samples(task_dict["tasks"], limit, unit_fields or {})
+    results = evaluate(lm=lm, task_dict=task_dict, samples=samples, log_samples=True, bootstrap_iters=0,
                        verbosity="ERROR")
     return results or {}, task_dict["tasks"], cache.computed

@@ -37,13 +37,21 @@ def known_colors(detections: Sequence[Detection]) -> list[str]:
 def select(detections: Sequence[Detection], tag: str, threshold: float = THRESHOLD,
            counting_threshold: float = COUNTING_THRESHOLD, max_objects: int = MAX_OBJECTS
            ) -> dict[str, list[Detection]]:
-    """Per class: detections above the tag's threshold (strictly, as the reference), best first, capped."""
-    cut = counting_threshold if tag == "counting" else threshold
+    """Per class, as the reference: scores above the tag's threshold (strictly, compared in float32 as its
+    float32 score array is), best first in the order numpy's argsort of those float32 scores gives, reversed
+    (which decides between equal scores), at most max_objects."""
+    cut = np.float32(counting_threshold if tag == "counting" else threshold)
     by_class: dict[str, list[Detection]] = {}
-    for det in sorted(detections, key=lambda d: -d.score):
-        if det.score > cut and len(by_class.setdefault(det.label, [])) < max_objects:
-            by_class[det.label].append(det)
-    return {k: v for k, v in by_class.items() if v}
+    for det in detections:
+        by_class.setdefault(det.label, []).append(det)
+    selected = {}
+    for label, found in by_class.items():
+        scores = np.array([d.score for d in found], dtype=np.float32)
+        order = np.argsort(scores)[::-1]
+        order = order[scores[order] > cut][:max_objects]
+        if len(order):
+            selected[label] = [found[i] for i in order]
+    return selected
 
 
 def relative_position(a: Detection, b: Detection, margin: float = POSITION_MARGIN) -> set[str]:
@@ -106,12 +114,25 @@ def judge(objects: dict[str, list[Detection]], metadata: dict,
 
 
 def tag_scores(tags: Sequence[str], correct: Sequence[bool]) -> dict[str, float]:
-    """Mean correctness per tag present, plus 'overall' = unweighted mean of the tag scores."""
+    """Mean correctness per tag present, plus 'overall' = unweighted mean of the tag scores (tags in order of
+    first appearance and np.mean, as the reference's groupby(sort=False))."""
     counts: dict[str, list[int]] = {}  # tag -> [right, seen]
     for tag, ok in zip(tags, correct, strict=True):
         c = counts.setdefault(tag, [0, 0])
         c[0] += bool(ok)
         c[1] += 1
-    scores = {tag: right / seen for tag, (right, seen) in sorted(counts.items())}
-    scores["overall"] = sum(scores.values()) / len(scores) if scores else float("nan")
-    return scores
+    scores = {tag: right / seen for tag, (right, seen) in counts.items()}
+    overall = float(np.mean(list(scores.values()))) if scores else float("nan")
+    return {**dict(sorted(scores.items())), "overall": overall}
+
+
+def summary(prompts: Sequence[str], correct: Sequence[bool]) -> dict[str, float]:
+    """The reference summary's two percentages: correct images, and correct prompts (a prompt, identified by
+    its metadata, is correct when any of its images is)."""
+    by_prompt: dict[str, bool] = {}
+    for prompt, ok in zip(prompts, correct, strict=True):
+        by_prompt[prompt] = by_prompt.get(prompt, False) or bool(ok)
+    if not by_prompt:
+        return {"correct_images": float("nan"), "correct_prompts": float("nan")}
+    return {"correct_images": 100 * sum(map(bool, correct)) / len(correct),
+            "correct_prompts": 100 * sum(by_prompt.values()) / len(by_prompt)}

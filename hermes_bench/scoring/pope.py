@@ -1,12 +1,19 @@
 """POPE scoring as the official script (LLaVA eval_pope.py): answer parsing and the per-split metrics.
 
 Aggregations take the items that `item` makes, one per question, so lm-eval and our bootstrap share them.
+A metric the official script would divide by zero for (precision with no "yes" predicted, recall with no "yes"
+in the gold answers, F1 with either, or with no true positive) is undefined: NaN here, null in results.json and
+"n/a" in leaderboards, never 0.0.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+
+from hermes_bench.errors import HermesBenchError
+
+UNDEFINED = float("nan")
 
 
 def parse_answer(text: str) -> str:
@@ -17,7 +24,10 @@ def parse_answer(text: str) -> str:
 
 
 def item(response: str, answer: str) -> dict:
-    return {"pred": parse_answer(response), "answer": answer.strip().lower()}
+    gold = str(answer).strip().lower()
+    if gold not in ("yes", "no"):
+        raise HermesBenchError(f"POPE answer {answer!r} is neither yes nor no: fix the dataset's answer column")
+    return {"pred": parse_answer(response), "answer": gold}
 
 
 def _counts(items: Sequence[dict]) -> tuple[int, int, int, int]:
@@ -27,12 +37,12 @@ def _counts(items: Sequence[dict]) -> tuple[int, int, int, int]:
 
 
 def _ratio(num: float, den: float) -> float:
-    return num / den if den else 0.0
+    return num / den if den else UNDEFINED
 
 
 def accuracy(items: Sequence[dict]) -> float:
-    tp, _, tn, _ = _counts(items)
-    return _ratio(tp + tn, len(items))
+    tp, fp, tn, fn = _counts(items)
+    return _ratio(tp + tn, tp + tn + fp + fn)
 
 
 def precision(items: Sequence[dict]) -> float:
@@ -46,9 +56,12 @@ def recall(items: Sequence[dict]) -> float:
 
 
 def f1(items: Sequence[dict]) -> float:
+    """2PR / (P + R) as the official script computes it; NaN where it would divide by zero."""
     tp, fp, _, fn = _counts(items)
-    p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    return _ratio(2 * p * r, p + r)
+    if not tp:  # P or R undefined, or both 0
+        return UNDEFINED
+    p, r = tp / (tp + fp), tp / (tp + fn)
+    return 2 * p * r / (p + r)
 
 
 def yes_ratio(items: Sequence[dict]) -> float:
