@@ -47,7 +47,7 @@ def write_table(rows: list[dict], folder: Path) -> None:
     """rounds.md / .csv (every number) / .tex / .html beside rounds.json."""
     for fmt in FORMATS:
         df = pd.DataFrame(rows) if fmt == "csv" else summary_frame(rows)
-        atomic_write_bytes(folder / f"rounds.{SUFFIX[fmt]}", table(df, fmt).encode())
+        atomic_write_bytes(folder / f"rounds.{SUFFIX[fmt]}", table(df, fmt, title="hermes-bench align rounds").encode())
 
 
 def plot_rounds(rows: list[dict], path: Path) -> None:

@@ -138,7 +138,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
         return
     click.echo(f"model: {run['model']['name']}")
     click.echo(f"results: {run['output']}/results.json ({run['provenance']['timings']['total_s']:.1f} s)")
-    click.echo(render([run], "md"))
+    click.echo(render([run], "md"), nl=False)
 
 
 @main.command("align")
@@ -228,12 +228,12 @@ def align_command(model, rounds, data, records, questions, question_generator, m
     rows = align(config, log=click.echo)
     if not is_main():  # the main process reports
         return
-    click.echo(table(summary_frame(rows), "md"))
+    click.echo(table(summary_frame(rows), "md"), nl=False)
     click.echo(f"rounds: {output}/rounds.json")
     if config.report_tasks:
         report = json.loads((output / "report.json").read_text())
         click.echo(f"first vs final model on {', '.join(config.report_tasks)}:")
-        click.echo(table(deltas_frame(report), "md"))
+        click.echo(table(deltas_frame(report), "md"), nl=False)
 
 
 @main.group("world")
@@ -339,4 +339,4 @@ def score_command(benchmark, folder, output, detector_model, clip_model, judge, 
                                    detector_model=detector_model, clip_model=clip_model, judge=judge,
                                    prompts_dir=prompts_dir, csv=csv_path, compat=compat, progress=not no_progress))
     click.echo(f"results: {run['output']}/results.json")
-    click.echo(render([run], "md", details=True))
+    click.echo(render([run], "md", details=True), nl=False)

@@ -177,3 +177,12 @@ def test_an_answer_that_starts_with_a_newline_reaches_the_scorer_whole(tmp_path)
     [response] = lm.generate_until([request])
     assert response == "\nYes, there is."
     assert mme.parse_answer(response) == "yes"
+
+
+def test_mmmu_multiple_choice_gold_given_as_a_list_accepts_any_of_its_letters():
+    from hermes_bench.scoring import mmmu
+
+    doc = {"id": "validation_Art_1", "question_type": "multiple-choice", "options": "['x', 'y', 'z']",
+           "answer": "['A', 'C']"}
+    assert mmmu.item("(C)", doc)["correct"] and not mmmu.item("(B)", doc)["correct"]
+    assert mmmu.item("(A)", {**doc, "answer": "A"})["correct"]

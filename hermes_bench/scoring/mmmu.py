@@ -110,7 +110,7 @@ def parse_open_response(response: str) -> list[str | float]:
 
 
 def gold_answers(answer: str | list) -> list[str]:
-    """An open question's gold: one string, or several stored as the text of a list."""
+    """A question's gold: one string, or several stored as a list or as the text of one."""
     if isinstance(answer, list):
         return [str(a) for a in answer]
     if answer.strip().startswith("["):
@@ -137,7 +137,7 @@ def eval_open(gold: Sequence[str], predictions: list[str | float]) -> bool:
 def item(response: str, doc: dict) -> dict:
     if doc["question_type"] == "multiple-choice":
         parsed = parse_multi_choice_response(response, choices(parse_options(doc["options"])), doc["id"])
-        correct = parsed == doc["answer"]
+        correct = parsed in gold_answers(doc["answer"])  # a gold list: any of its letters, as eval_multi_choice
     else:
         parsed = parse_open_response(response)
         correct = eval_open(gold_answers(doc["answer"]), parsed)
