@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import HermesBenchError, contained
 from hermes_bench.hub import decode_image, load_split
 from hermes_bench.judges import YES_NO, MCQuestion, parse_questions
 from hermes_bench.world.benchmarks import homologous
@@ -40,7 +40,10 @@ def json_records(path: Path, n: int | None = None) -> list[Record]:
     if not path.is_file():
         raise HermesBenchError(f"--data {path} does not exist: pass a JSON/JSONL file, a dataset id or folder, "
                                "or nothing for the shapes world")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise HermesBenchError(f"--data {path} is not UTF-8 text: save it as UTF-8 JSON") from None
     try:
         rows = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" \
             else json.loads(text)
@@ -54,7 +57,7 @@ def json_records(path: Path, n: int | None = None) -> list[Record]:
         caption = row.get("caption", row.get("prompt")) if isinstance(row, dict) else None
         if not isinstance(caption, str) or not isinstance(row.get("image"), str):
             raise HermesBenchError(f"{where}: needs an 'image' path and a 'caption' (or 'prompt')")
-        image_path = path.parent / row["image"]
+        image_path = contained(path.parent, row["image"], where)
         try:
             with Image.open(image_path) as im:
                 image = im.convert("RGB")

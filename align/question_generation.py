@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hermes_bench.align.processes import merged, my_batches
-from hermes_bench.errors import loading
+from hermes_bench.errors import loading, refuse_remote_code
 from hermes_bench.judges import MCQuestion
 
 FEW_SHOT = """Write multiple-choice questions that check whether an image matches its description.
@@ -68,8 +68,9 @@ class LMQuestionGenerator(QuestionGenerator):
     def __init__(self, model_id: str, device: str = "cpu", max_new_tokens: int = 160, batch_size: int = 8) -> None:
         with loading(f"the question generator {model_id}",
                      "pass a causal LM's hub id or local folder to --question-generator"):
-            self.tokenizer = AutoTokenizer.from_pretrained(model_id, padding_side="left")
-            self.model = AutoModelForCausalLM.from_pretrained(model_id).to(device).eval()
+            refuse_remote_code(model_id, "the question generator")
+            self.tokenizer = AutoTokenizer.from_pretrained(model_id, padding_side="left", trust_remote_code=False)
+            self.model = AutoModelForCausalLM.from_pretrained(model_id, trust_remote_code=False).to(device).eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device, self.max_new_tokens, self.batch_size = device, max_new_tokens, batch_size

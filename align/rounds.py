@@ -37,10 +37,18 @@ from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, evaluate
 from hermes_bench.judges import ChoiceMatcher, ExactChoice
 from hermes_bench.models import embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.results import atomic_write_json, atomic_write_jsonl
+from hermes_bench.results import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    check_writable,
+    remove_partial_writes,
+    stat_fingerprint,
+)
 from hermes_bench.summary import Scored
 
 JUDGES = ("self", "exact")
+OPTIONS_FILE = "options.json"  # what the run's stages depend on: a rerun with other options is refused
+RESUME_FREE = ("output", "report_tasks", "rounds")  # may change between a run and its resumption
 REFERENCES = ("previous", "initial")
 
 
@@ -89,6 +97,7 @@ class Aligner:
         PartialState(cpu=resolve_device(config.device) == "cpu")
         self.config, self.log = config, log if is_main() else (lambda _: None)
         self.initial = str(embedded_model_dir()) if config.model is None else config.model
+        self._check_options()
         self.records = load_records(config.data, config.records, config.data_seed)
         if config.questions is not None:
             load_questions(self.records, config.questions)
@@ -98,6 +107,26 @@ class Aligner:
         self.by_id = {r.id: r for r in self.records}
         if "generation" in SIDES[config.training.mode]:
             self._ensure_questions()
+
+    def _check_options(self) -> None:
+        """A rerun resumes only what was made with the same options and initial weights; anything else stops
+        here, before any work, rather than mixing stages of two runs."""
+        c = self.config
+        options = {k: v for k, v in _plain(c).items() if k not in RESUME_FREE}
+        options["initial_model"] = stat_fingerprint(self.initial)
+        path = c.output / OPTIONS_FILE
+        if (found := _read(path)) is None:
+            check_writable(c.output)
+            if is_main():
+                atomic_write_json(path, options)
+            wait()
+            return
+        changed = sorted(k for k in options.keys() | found.keys() if options.get(k) != found.get(k))
+        if changed:
+            name = changed[0]
+            raise HermesBenchError(f"{c.output} holds an alignment run made with other options ({name}: "
+                                   f"{found.get(name)!r} there, {options.get(name)!r} now): pass another --output, "
+                                   "or delete that folder to start fresh")
 
     def _ensure_questions(self) -> None:
         """Generation pairs need questions: records without any get them from the question generator (written
@@ -173,6 +202,9 @@ class Aligner:
     def run(self) -> list[dict]:
         c = self.config
         out = c.output
+        if is_main():
+            remove_partial_writes(out)
+        wait()
         kept = self.initial
         _, kept_scored = self.gate_eval(kept, out / "round-0" / "gate", c.gate_tasks)
         previous: dict = {}

@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import AutoModel, AutoTokenizer
 
 from hermes_bench.align.data import Record
-from hermes_bench.errors import loading
+from hermes_bench.errors import loading, refuse_remote_code
 from hermes_bench.judges import ChoiceMatcher, ExactJudge, ask
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.world.language import parse_caption
@@ -25,8 +25,9 @@ class TextEncoder:
     def __init__(self, model_id: str, pooling: str = "cls", device: str = "cpu") -> None:
         with loading(f"the text encoder {model_id}",
                      "pass a local folder or a hub id to --caption-scorer / --choice-matcher"):
-            self.tokenizer = AutoTokenizer.from_pretrained(model_id)
-            self.model = AutoModel.from_pretrained(model_id).to(device).eval()
+            refuse_remote_code(model_id, "the text encoder")
+            self.tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(model_id, trust_remote_code=False).to(device).eval()
         self.pooling, self.device = pooling, device
 
     @torch.inference_mode()

@@ -147,7 +147,7 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
     optimizer, schedule = accelerator.prepare(optimizer, schedule)
     checkpoint, history, start = folder / "checkpoint.pt", [], 0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = torch.load(checkpoint, map_location=device, weights_only=True)  # tensors and plain data only
         model.module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])

@@ -11,19 +11,20 @@ from pathlib import Path
 import transformers
 from accelerate import PartialState
 
+from hermes_bench import hub
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
-from hermes_bench.models import load_model, resolve_device
+from hermes_bench.models import EMBEDDED_NAME, check_source, load_model, resolve_device, resolve_dtype
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
 from hermes_bench.report import lm_eval_results as lm_eval_format
-from hermes_bench.results import atomic_write_jsonl, check_writable
+from hermes_bench.results import atomic_write_jsonl, check_writable, remove_partial_writes
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
 from hermes_bench.runners import homologous_gap as homologous_gap_runner
 from hermes_bench.runners import shapes_gap as shapes_gap_runner
 from hermes_bench.runners.generation import GenerationSettings
-from hermes_bench.runners.understanding import run_understanding
+from hermes_bench.runners.understanding import load_tasks, run_understanding
 from hermes_bench.summary import Part, Scored, scored_generation, write_run
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
@@ -67,14 +68,13 @@ def _json_safe_doc(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if isinstance(v, str | int | float | bool | type(None) | list | dict)}
 
 
-def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, output: Path,
+def _understanding(model: UnifiedModel, specs: list[TaskSpec], task_dict: dict, cfg: EvalConfig, output: Path,
                    stats: dict) -> tuple[list[Scored], dict]:
     """The scored tasks, and lm-eval's own results (for its results format); nothing on processes other than 0."""
-    names = [s.name for s in specs]
     unit_fields = {leaf: s.config["metadata"]["bootstrap_unit"] for s in specs for leaf in s.leaves or (s.name,)
                    if s.config.get("metadata", {}).get("bootstrap_unit")}
-    results, tasks, computed = run_understanding(model, names, [s.path.parent for s in specs], output,
-                                                 cfg.batch_size, cfg.limit, cfg.progress, unit_fields)
+    results, tasks, computed = run_understanding(model, task_dict, output, cfg.batch_size, cfg.limit, cfg.progress,
+                                                 unit_fields)
     stats["understanding_computed"] = computed
     if not results:  # lm-eval gathers everything on process 0
         return [], {}
@@ -100,15 +100,33 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], cfg: EvalConfig, 
     return scored, results
 
 
+def _settings(cfg: EvalConfig, guidance: float) -> GenerationSettings:
+    return GenerationSettings(cfg.batch_size, cfg.limit, cfg.seed, guidance, resolve_device(cfg.device),
+                              cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge)
+
+
+def _preflight(specs: list[TaskSpec], cfg: EvalConfig) -> None:
+    """What each generation task needs, checked before any model work: its benchmark, its image count, its data
+    and the judge it will ask."""
+    settings = _settings(cfg, 0.0)
+    for spec in specs:
+        benchmark = spec.config.get("benchmark", "geneval")
+        if benchmark not in GENERATION_RUNNERS:
+            raise HermesBenchError(f"task {spec.name} ({spec.path}): benchmark must be one of "
+                                   f"{', '.join(GENERATION_RUNNERS)}, not {benchmark!r}")
+        settings.images_per_prompt(spec)
+        if benchmark == "dpg":
+            dpg_runner.load_prompts(*dpg_runner.locate(spec.config.get("prompts", {}), spec.path.parent))
+            settings.check_judge(spec.config.get("judge"))
+        elif benchmark == "geneval":
+            geneval_runner.load_prompts(spec.config.get("prompts", {}), spec.path.parent)
+        elif cfg.judge:
+            settings.check_judge(None)
+
+
 def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> Scored | None:
-    benchmark = spec.config.get("benchmark", "geneval")
-    if benchmark not in GENERATION_RUNNERS:
-        raise HermesBenchError(f"task {spec.name} ({spec.path}): benchmark must be one of "
-                               f"{', '.join(GENERATION_RUNNERS)}, not {benchmark!r}")
     guidance = cfg.guidance_scale if cfg.guidance_scale is not None else model.default_guidance_scale
-    settings = GenerationSettings(cfg.batch_size, cfg.limit, cfg.seed, guidance, resolve_device(cfg.device),
-                                  cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge)
-    result = GENERATION_RUNNERS[benchmark](model, spec, settings, output)
+    result = GENERATION_RUNNERS[spec.config.get("benchmark", "geneval")](model, spec, _settings(cfg, guidance), output)
     if result is None:  # not the main process: it has done its share of the images
         return None
     stats[f"{spec.name}_prompts_computed"] = result.computed  # by this process
@@ -125,23 +143,37 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     """As run_eval, and the scored tasks themselves (per-sample items and statistics, for paired comparisons)."""
     if cfg.batch_size < 1:
         raise HermesBenchError(f"--batch-size must be at least 1, not {cfg.batch_size}")
+    if not 0 <= cfg.seed < 2**32:
+        raise HermesBenchError(f"--seed must be between 0 and 2**32 - 1, not {cfg.seed}")
+    if cfg.guidance_scale is not None and not (math.isfinite(cfg.guidance_scale) and cfg.guidance_scale >= 0):
+        raise HermesBenchError(f"--guidance-scale must be a finite number of 0 or more, not {cfg.guidance_scale}")
     specs = Registry(list(cfg.include_paths)).get(list(cfg.tasks))
+    hub.SOURCES.clear()  # filled as this run's datasets load
     if cfg.data_dir is not None:
         if not cfg.data_dir.is_dir():
             raise HermesBenchError(f"--data-dir {cfg.data_dir} is not a folder: pass a mirror laid out as "
                                    "<dir>/<org>/<dataset> (see README)")
         os.environ[DATA_DIR_ENV] = str(cfg.data_dir.resolve())  # read by the tasks' dataset hooks
-    # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
-    PartialState(cpu=resolve_device(cfg.device) == "cpu")
-    model = load_model(cfg.model, cfg.device, cfg.dtype)
-    output = cfg.output or default_output(model.name)
+    device = resolve_device(cfg.device)
+    resolve_dtype(cfg.dtype, device)
+    output = cfg.output or default_output(cfg.model or EMBEDDED_NAME)
     check_writable(output)
+    if cfg.model is not None:
+        check_source(cfg.model)
+    # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
+    PartialState(cpu=device == "cpu")
+    understanding = [s for s in specs if s.kind == "understanding"]
+    task_dict = load_tasks([s.name for s in understanding], [s.path.parent for s in understanding]) \
+        if understanding else {}
+    _preflight([s for s in specs if s.kind in ("generation", "gap")], cfg)
+    model = load_model(cfg.model, cfg.device, cfg.dtype)
+    remove_partial_writes(output)
     transformers.set_seed(cfg.seed)
     stats: dict = {}
     stages: dict[str, float] = {}
     start = time.perf_counter()
-    understanding = [s for s in specs if s.kind == "understanding"]
-    scored, lm_eval_results = _understanding(model, understanding, cfg, output, stats) if understanding else ([], {})
+    scored, lm_eval_results = _understanding(model, understanding, task_dict, cfg, output, stats) \
+        if understanding else ([], {})
     stages["understanding_s"] = time.perf_counter() - start
     for spec in (s for s in specs if s.kind in ("generation", "gap")):
         scored_task = _generation(model, spec, cfg, output, stats)
@@ -153,7 +185,8 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     model_info = {"name": model.name, "path": str(model.path) if model.path else None,
                   "weights_sha256": model.weights_sha256(), "family": type(model).__name__}
     provenance = {"seed": cfg.seed, "batch_size": cfg.batch_size, "limit": cfg.limit, "device": cfg.device,
-                  "dtype": cfg.dtype, "tasks": list(cfg.tasks), "samples_computed": stats}
+                  "dtype": cfg.dtype, "tasks": list(cfg.tasks), "samples_computed": stats,
+                  "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "data": dict(hub.SOURCES)}
     run = write_run(output, scored, model_info, provenance, cfg.seed, start, stages, model.model_seconds)
     run["lm_eval_results"] = str(lm_eval_format.write(output, lm_eval_results,
                                                       [s for s in scored if s.spec.kind != "understanding"], run))

@@ -15,8 +15,19 @@ import datasets
 from PIL import Image, UnidentifiedImageError
 
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.results import stat_fingerprint
 
 DATA_DIR_ENV = "HERMES_BENCH_DATA_DIR"
+# where each dataset of this process's runs came from, and a fingerprint of what it held: results.json records it
+SOURCES: dict[str, dict[str, str | None]] = {}
+
+
+def record_source(name: str, where: str | Path, fingerprint: str | None = None) -> str | None:
+    """Note a dataset's source (and, for a local mirror, the fingerprint of its files); returns the fingerprint."""
+    local = Path(where).exists()
+    found = fingerprint or (stat_fingerprint(where) if local else None)
+    SOURCES[name] = {"source": str(where), "fingerprint": found}
+    return found
 
 
 def source(hub_id: str) -> str:
@@ -33,14 +44,19 @@ def load_split(path: str, split: str, fields: list[str], name: str | None = None
     """
     where = source(path)
     label = f"dataset {path}" + (f" (config {name})" if name else "")
+    # a local mirror is prepared in a cache of its own content, never read through another folder's cache entry
+    mirror = record_source(path, where) if where != path else None
+    cache_dir = str(Path(datasets.config.HF_DATASETS_CACHE) / "hermes-bench-mirrors" / mirror[:16]) if mirror else None
     try:
-        data = datasets.load_dataset(where, name, split=split)
+        data = datasets.load_dataset(where, name, split=split, cache_dir=cache_dir)
     except ValueError as err:  # unknown split or config
         raise HermesBenchError(f"{label}: {str(err).splitlines()[0]}") from None
     except (FileNotFoundError, ConnectionError, OSError) as err:
         hint = f"its mirror folder {where} is missing" if where != path else \
             f"it is not reachable ({type(err).__name__}); set {DATA_DIR_ENV} or --data-dir to a local mirror"
         raise HermesBenchError(f"{label}: {hint}") from None
+    if not mirror:
+        record_source(path, where, getattr(data, "_fingerprint", None))
     missing = [f for f in fields if f not in data.column_names]
     if missing:
         raise HermesBenchError(f"{label} split {split}: field {', '.join(missing)} is missing "

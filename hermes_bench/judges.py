@@ -105,7 +105,7 @@ def ask(model: Answerer, images: list[Image.Image], questions: list[list[MCQuest
     """For each image, the choice the model's greedy answer to each of its questions means; with a cache, kept per
     image as batches finish and read back on a rerun (an external judge is not asked twice)."""
     if cache is not None:
-        keys = [digest(model.name, type(matcher).__name__, max_new_tokens, image, [q.prompt() for q in qs])
+        keys = [digest(model.fingerprint, type(matcher).__name__, max_new_tokens, image, [q.prompt() for q in qs])
                 for image, qs in zip(images, questions, strict=True)]
         todo = [i for i, key in enumerate(keys) if key not in cache]
         for start in range(0, len(todo), batch_size):

@@ -35,6 +35,18 @@ def files_sha256(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
+def stat_fingerprint(source: str | Path) -> str:
+    """A cheap fingerprint of what a local folder or file holds (every file's relative path, size and mtime), so an
+    in-place change is never served from a cache; a hub id is its own fingerprint."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        return str(source)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stats = [(str(f.relative_to(path)) if path.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns)
+             for f in files]
+    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
+
+
 def check_writable(folder: Path) -> None:
     """Fail now, not after the first batch, when the run folder cannot be made: its nearest existing ancestor must be
     a writable folder. Nothing is created, so bad input found later still leaves no folder behind."""
@@ -46,10 +58,33 @@ def check_writable(folder: Path) -> None:
         raise HermesBenchError(f"cannot write the output folder {folder}: {ancestor} {what}; pass another --output")
 
 
+PARTIAL = ".partial"  # the suffix of a write in progress; a kill can leave one behind
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temporary(path: Path, suffix: str = "") -> tuple[int, str]:
+    """A temporary file beside `path`, with the permissions a plain open() would give it (mkstemp's are 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix + PARTIAL)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def remove_partial_writes(folder: Path) -> None:
+    """Delete what killed writes left under `folder`: a run calls it before it starts writing there."""
+    if folder.is_dir():
+        for leftover in folder.rglob(f".*{PARTIAL}"):
+            leftover.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -81,8 +116,7 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 
 def atomic_save_png(path: Path, image: Image.Image) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    fd, tmp = _temporary(path, ".png")
     os.close(fd)
     try:
         image.save(tmp, format="PNG")

@@ -11,7 +11,7 @@ from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import resolve_device
 from hermes_bench.registry import Registry
 from hermes_bench.report import lm_eval_results as lm_eval_format
-from hermes_bench.results import SampleCache
+from hermes_bench.results import SampleCache, remove_partial_writes
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
 from hermes_bench.runners.generation import GenerationSettings
@@ -42,6 +42,7 @@ def score_images(cfg: ScoreConfig) -> dict:
     registry = Registry()
     spec = registry.get([cfg.benchmark])[0]
     output = cfg.output or cfg.folder / "hermes-bench"
+    remove_partial_writes(output)
     settings = GenerationSettings(cfg.batch_size, None, cfg.seed, 0.0, resolve_device(cfg.device), cfg.progress,
                                   cfg.detector_model, cfg.clip_model, cfg.judge)
     start = time.perf_counter()

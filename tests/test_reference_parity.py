@@ -161,7 +161,7 @@ def test_understanding_tasks_use_their_reference_generation_settings(task, max_t
 class _Answers:
     """Stands in for a model whose answers begin with a newline, as chat models' often do."""
 
-    name = "leading-newline"
+    name = fingerprint = "leading-newline"
 
     def answer(self, prompts, images, **_):
         return ["\nYes, there is." for _ in prompts]

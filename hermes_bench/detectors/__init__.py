@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from hermes_bench.detectors.base import Detector
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.results import stat_fingerprint
+
+
+def fingerprint(config: str | dict) -> list:
+    """What a detector's verdicts depend on, for cache keys: its setting and what each local model folder holds
+    (a folder changed in place gets new keys)."""
+    if isinstance(config, str):
+        return [config]
+    return [config, {k: stat_fingerprint(v) for k, v in sorted(config.items()) if k.endswith("_id")}]
 
 
 def load_detector(config: dict, device: str = "cpu") -> Detector:

@@ -15,7 +15,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModel, AutoModelForUniversalSegmentation, AutoProcessor
 
 from hermes_bench.detectors.base import Detector
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import HermesBenchError, refuse_remote_code
 from hermes_bench.scoring.geneval import Detection
 
 DETECTOR_ID = "facebook/mask2former-swin-small-coco-instance"
@@ -44,11 +44,14 @@ def _features(output: torch.Tensor | object) -> torch.Tensor:
 class Mask2FormerClip(Detector):
     def __init__(self, detector_id: str = DETECTOR_ID, clip_id: str = CLIP_ID, device: str = "cpu",
                  batch_size: int = 8) -> None:
+        refuse_remote_code(detector_id, "GenEval detector")
+        refuse_remote_code(clip_id, "GenEval CLIP model")
         try:
-            self.seg_processor = AutoImageProcessor.from_pretrained(detector_id)
-            self.segmenter = AutoModelForUniversalSegmentation.from_pretrained(detector_id).to(device).eval()
-            self.clip_processor = AutoProcessor.from_pretrained(clip_id)
-            self.clip = AutoModel.from_pretrained(clip_id).to(device).eval()
+            self.seg_processor = AutoImageProcessor.from_pretrained(detector_id, trust_remote_code=False)
+            self.segmenter = AutoModelForUniversalSegmentation.from_pretrained(
+                detector_id, trust_remote_code=False).to(device).eval()
+            self.clip_processor = AutoProcessor.from_pretrained(clip_id, trust_remote_code=False)
+            self.clip = AutoModel.from_pretrained(clip_id, trust_remote_code=False).to(device).eval()
         except OSError as err:
             raise HermesBenchError(f"cannot load the GenEval detector ({detector_id}, {clip_id}): "
                                    f"{str(err).split('. ')[0]}; pass local folders with --detector-model and "

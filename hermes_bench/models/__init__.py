@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig
 
-from hermes_bench.errors import HermesBenchError, loading
+from hermes_bench.errors import HermesBenchError, loading, refuse_remote_code
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.models.emu3 import Emu3Model
 from hermes_bench.models.janus import JanusModel
@@ -40,6 +40,8 @@ def resolve_device(device: str) -> str:
         parsed = torch.device(device)
     except RuntimeError:
         raise HermesBenchError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise HermesBenchError(f"device {device!r} is not supported: use auto, cpu, cuda or cuda:N")
     if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
         raise HermesBenchError(f"device {device} is not available here ({torch.cuda.device_count()} CUDA GPUs "
                                "visible): pass --device cpu, or auto to use a GPU when there is one")
@@ -54,22 +56,28 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
 
 
-def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> UnifiedModel:
-    """A local folder or hub id; None means the embedded default."""
-    if model is None:
-        source, name = str(embedded_model_dir()), EMBEDDED_NAME
-    else:
-        source, name = model, model
+def check_source(source: str, what: str = "model folder") -> Path | None:
+    """The local folder `source` names (None for a hub id), once it is known to hold a config.json and no code
+    of its own: a cheap check, made before any work."""
     local = Path(source).expanduser()
     looks_local = local.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
     if looks_local and not (local / "config.json").is_file():
-        what = "has no config.json" if local.is_dir() else "does not exist"
-        raise HermesBenchError(f"model folder {source} {what}: pass a folder saved with save_pretrained "
+        found = "has no config.json" if local.is_dir() else "does not exist"
+        raise HermesBenchError(f"{what} {source} {found}: pass a folder saved with save_pretrained "
                                "or a hub id such as deepseek-community/Janus-Pro-1B")
-    with loading(f"model {source}"):
-        model_type = AutoConfig.from_pretrained(source).model_type
-    if model_type not in FAMILIES:
-        raise HermesBenchError(f"model {source} has model_type {model_type!r}, which hermes-bench does not "
-                               f"support: supported types are {', '.join(sorted(FAMILIES))}")
+    refuse_remote_code(source, what)
+    return local if looks_local else None
+
+
+def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> UnifiedModel:
+    """A local folder or hub id; None means the embedded default."""
+    source, name = (str(embedded_model_dir()), EMBEDDED_NAME) if model is None else (model, model)
+    local = check_source(source)
     device = resolve_device(device)
-    return FAMILIES[model_type](name, local if looks_local else None, source, device, resolve_dtype(dtype, device))
+    torch_dtype = resolve_dtype(dtype, device)
+    with loading(f"model {source}", "check the folder's files (config, weights, tokenizer) or pass another --model"):
+        model_type = AutoConfig.from_pretrained(source, trust_remote_code=False).model_type
+        if model_type not in FAMILIES:
+            raise HermesBenchError(f"model {source} has model_type {model_type!r}, which hermes-bench does not "
+                                   f"support: supported types are {', '.join(sorted(FAMILIES))}")
+        return FAMILIES[model_type](name, local, source, device, torch_dtype)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import IMAGE_PLACEHOLDER
+from hermes_bench.results import digest
 
 PREFIX = "openai:"
 # The paper told its GPT-4o judge to be strict about blur and missing objects.
@@ -19,6 +21,12 @@ PREFIX = "openai:"
 STRICT_JUDGE = ("You judge images made by a text-to-image model. Answer the question about the image strictly: an "
                 "object that is blurred, malformed or cut off does not count as present. Reply with the answer "
                 "only, in lower case, without punctuation.")
+
+
+def redact(text: str) -> str:
+    """The text with credentials in URLs (user:password@) and API keys (sk-...) blanked out."""
+    text = re.sub(r"(?<=://)[^/@\s]+@", "***@", text)
+    return re.sub(r"\b(sk|key|token)-[A-Za-z0-9_\-]{6,}", r"\1-***", text)
 
 
 def _data_url(image: Image.Image) -> str:
@@ -56,6 +64,7 @@ class APIModel:
                                    "takes any value)") from None
         self.errors = openai.OpenAIError
         self.concurrency, self.system = concurrency, system
+        self.fingerprint = digest(spec, redact(str(self.client.base_url)), system)
 
     def _ask(self, prompt: str, images: list[Image.Image], max_new_tokens: int) -> str:
         messages = [{"role": "system", "content": self.system},
@@ -65,7 +74,8 @@ class APIModel:
                                                         max_tokens=max_new_tokens)
         except self.errors as err:
             detail = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
-            raise HermesBenchError(f"--judge {self.name}: the API at {self.client.base_url} failed ({detail}): "
+            raise HermesBenchError(f"--judge {self.name}: the API at {redact(str(self.client.base_url))} failed "
+                                   f"({redact(detail)}): "
                                    "check OPENAI_BASE_URL, OPENAI_API_KEY and the model name") from None
         return reply.choices[0].message.content or ""
 

@@ -11,15 +11,17 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from hermes_bench.results import files_sha256
+from hermes_bench.results import digest, files_sha256
 
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's generic placeholder; adapters swap in their own image token
 
 
 class Answerer(Protocol):
-    """What a judge needs: a name, and answers to prompts about images (a UnifiedModel, or an API model)."""
+    """What a judge needs: a name, a fingerprint of what its answers depend on (cache keys use it), and answers to
+    prompts about images (a UnifiedModel, or an API model)."""
 
     name: str
+    fingerprint: str
 
     def answer(self, prompts: list[str], images: list[list[Image.Image]], max_new_tokens: int = 16) -> list[str]:
         ...
@@ -37,6 +39,7 @@ class UnifiedModel(ABC):
         self.name = name
         self.path = path
         self.model_seconds = 0.0
+        self._weights_sha256: str | None = None
 
     def answer(self, prompts: list[str], images: list[list[Image.Image]], max_new_tokens: int = 16,
                do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None) -> list[str]:
@@ -115,10 +118,20 @@ class UnifiedModel(ABC):
         """Weights, config and processor, loadable again by path."""
 
     def weights_sha256(self) -> str | None:
-        """Hash of the weight files, so a result names exactly which weights produced it."""
+        """Hash of the weight files, so a result names exactly which weights produced it (read once)."""
         if self.path is None:
             return None
-        return files_sha256(sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin")))
+        if self._weights_sha256 is None:
+            files = sorted(self.path.glob("*.safetensors")) + sorted(self.path.glob("*.bin"))
+            self._weights_sha256 = files_sha256(files)
+        return self._weights_sha256
+
+    @property
+    def fingerprint(self) -> str:
+        """What this model's outputs depend on, for cache keys: its name, weights (their sha256; a hub model's
+        revision) and dtype. Overwriting a checkpoint in place changes it, so stale outputs are never reused."""
+        revision = self.weights_sha256() or getattr(getattr(self.module, "config", None), "_commit_hash", None)
+        return digest(self.name, revision, str(getattr(self.module, "dtype", "")))
 
 
 class TransformersModel(UnifiedModel):
@@ -131,9 +144,9 @@ class TransformersModel(UnifiedModel):
 
     def __init__(self, name: str, path: Path | None, source: str, device: str, dtype: torch.dtype) -> None:
         super().__init__(name, path)
-        self.processor = AutoProcessor.from_pretrained(source)
+        self.processor = AutoProcessor.from_pretrained(source, trust_remote_code=False)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues from the right edge
-        self.model = self.model_class.from_pretrained(source, dtype=dtype).to(device).eval()
+        self.model = self.model_class.from_pretrained(source, dtype=dtype, trust_remote_code=False).to(device).eval()
         self.device = torch.device(device)
         self.module = self.model
 

@@ -15,7 +15,9 @@ PER_GROUP = 8
 THUMBNAIL = 128
 
 
-def _thumbnail(path: Path) -> str | None:
+def _thumbnail(path: Path | None) -> str | None:
+    if path is None:
+        return None  # outside the run: not embedded
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
@@ -25,6 +27,13 @@ def _thumbnail(path: Path) -> str | None:
     except (OSError, UnidentifiedImageError):
         return None  # a missing or broken file is left out of the picture, not fatal to the report
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _inside(run_dir: Path, name: str) -> Path | None:
+    """A samples file's image path, only when it lies inside the run folder (or the folder `score` read)."""
+    path = (run_dir / name).resolve()
+    allowed = [run_dir.resolve(), run_dir.resolve().parent]  # `score` runs sit in FOLDER/hermes-bench
+    return path if any(path.is_relative_to(root) for root in allowed) else None
 
 
 def _group(record: dict) -> str:
@@ -46,8 +55,7 @@ def gallery(run: dict, run_dir: Path) -> str:
         for name, records in sorted(groups.items()):
             cells = []
             for record in records[:PER_GROUP]:
-                data = _thumbnail(Path(record["path"]) if Path(record["path"]).is_absolute()
-                                  else run_dir / record["path"])
+                data = _thumbnail(_inside(run_dir, record["path"]))
                 if data is None:
                     continue
                 ok = record.get("correct", (record.get("score") or 0) >= 0.5)  # a dropped DPG image has none

@@ -15,7 +15,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.hub import DATA_DIR_ENV
+from hermes_bench.hub import DATA_DIR_ENV, record_source
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer, UnifiedModel
 from hermes_bench.registry import TaskSpec
 from hermes_bench.results import SampleCache, atomic_save_png, digest
@@ -41,6 +41,8 @@ def load_prompts(prompts_dir: Path, csv_path: Path) -> tuple[list[tuple[str, str
     """[(item_id, prompt)] in item_id order, and the questions of each; every prompt needs its CSV rows."""
     if not prompts_dir.is_dir():
         raise HermesBenchError(f"DPG-Bench prompts folder {prompts_dir} does not exist")
+    record_source("DPG-Bench prompts", prompts_dir)
+    record_source("DPG-Bench CSV", csv_path)
     questions = dpg.read_csv(csv_path)
     prompts = []
     for path in sorted(prompts_dir.glob("*.txt")):
@@ -75,7 +77,7 @@ def score_folder(folder: Path, prompts: list[tuple[str, str]], questions: dict[s
             raise HermesBenchError(f"DPG-Bench image {path} is missing: every prompt needs its <item_id>.png grid")
         grid = read_image(path)
         asked = questions[item_id]
-        key = digest(judge.name, item_id, [q.text for q in asked], grid)
+        key = digest(judge.fingerprint, item_id, [q.text for q in asked], grid)
         if key not in cache:
             pairs = [(tile, q.text) for tile in dpg.tiles(grid, str(path)) for q in asked]
             answers: list[str] = []

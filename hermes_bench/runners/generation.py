@@ -38,7 +38,23 @@ class GenerationSettings:
     judge: str | None = None  # overrides the task's VQA judge
 
     def images_per_prompt(self, spec) -> int:
-        return int(spec.config.get("images_per_prompt", 4))
+        n = spec.config.get("images_per_prompt", 4)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise HermesBenchError(f"task {spec.name} ({spec.path}): images_per_prompt must be a whole number of 1 "
+                                   f"or more, not {n!r}")
+        return n
+
+    def check_judge(self, default: str | None) -> None:
+        """The judge this task will ask, checked without loading it: a model folder, a hub id or openai:MODEL."""
+        from hermes_bench.models import check_source
+        from hermes_bench.models.api import PREFIX
+
+        judge = self.judge or default
+        if not judge:
+            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id, or "
+                                   "openai:MODEL)")
+        if not judge.startswith(PREFIX):
+            check_source(judge, "judge folder")
 
     def detector_setting(self, setting: str | dict) -> str | dict:
         if isinstance(setting, str) and setting != "mask2former":
@@ -88,7 +104,7 @@ def generate(model: UnifiedModel, task: str, prompts: list[str], n: int, save: S
     """Generate n images for every prompt not yet done; returns how many prompts were generated anew."""
     state = PartialState()
     cache = SampleCache(output, f"generation.{task}", state.process_index)
-    keys = [digest(model.name, text, n, guidance_scale, seed, i) for i, text in enumerate(prompts)]
+    keys = [digest(model.fingerprint, text, n, guidance_scale, seed, i) for i, text in enumerate(prompts)]
     per_batch = max(1, batch_size // n)
     batches = [list(range(s, min(s + per_batch, len(prompts)))) for s in range(0, len(prompts), per_batch)]
     mine = [(b, idx) for b, idx in enumerate(batches) if b % state.num_processes == state.process_index]

@@ -14,10 +14,11 @@ from pathlib import Path
 from accelerate import PartialState
 from tqdm import tqdm
 
+from hermes_bench.detectors import fingerprint as detector_fingerprint
 from hermes_bench.detectors import load_detector
 from hermes_bench.detectors.base import Detector
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.hub import DATA_DIR_ENV
+from hermes_bench.hub import DATA_DIR_ENV, record_source
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import BUILTIN_TASKS, TaskSpec
 from hermes_bench.results import SampleCache, atomic_save_png, atomic_write_jsonl, digest
@@ -73,10 +74,12 @@ def reference_metadata() -> list[dict]:
     (checked against its pinned sha256)."""
     mirror = Path(os.environ[DATA_DIR_ENV]) / MIRROR_PATH if os.environ.get(DATA_DIR_ENV) else None
     if mirror is not None and mirror.is_file():
+        record_source("djghosh13/geneval", mirror)
         return _check_reference(read_metadata(mirror), str(mirror))
     if not SHIPPED.is_file() or hashlib.sha256(SHIPPED.read_bytes()).hexdigest() != SHIPPED_SHA256:
         raise HermesBenchError(f"{SHIPPED} is missing or changed (its sha256 is pinned): reinstall hermes-bench, or "
                                f"pass --data-dir with {MIRROR_PATH} inside")
+    record_source("djghosh13/geneval", SHIPPED, SHIPPED_SHA256)
     return _check_reference(read_metadata(SHIPPED), str(SHIPPED))
 
 
@@ -85,7 +88,9 @@ def load_prompts(config: dict, base: Path) -> list[dict]:
     if source == "shapes":
         return benchmarks.geneval_metadata(config["n_per_tag"], config["seed"])
     if source == "jsonl":
-        return read_metadata((base / config["path"]).resolve())
+        path = (base / config["path"]).resolve()
+        record_source(str(path), path)
+        return read_metadata(path)
     if source == "geneval":
         return reference_metadata()
     raise HermesBenchError(f"prompts.source must be 'shapes', 'jsonl' or 'geneval', not {source!r}")
@@ -126,11 +131,12 @@ def score_folder(folder: Path, detector: Detector, detector_key: object, cache: 
     they are made, so a rerun does not score twice."""
     items = [(index, record, k, path) for index, record, paths in read_layout(folder) for k, path in enumerate(paths)
              if n_prompts is None or index < n_prompts]
+    detector_id = detector_fingerprint(detector_key)
     records = []
     for start in tqdm(range(0, len(items), batch_size), desc="GenEval scoring", disable=not progress, leave=False):
         chunk = items[start:start + batch_size]
         images = [read_image(path) for *_, path in chunk]
-        keys = [digest(detector_key, record, image) for (_, record, _, _), image in zip(chunk, images, strict=True)]
+        keys = [digest(detector_id, record, image) for (_, record, _, _), image in zip(chunk, images, strict=True)]
         todo = [j for j, key in enumerate(keys) if key not in cache]
         verdicts = {}
         for j, detections in zip(todo, detector.detect([images[j] for j in todo]) if todo else [], strict=True):

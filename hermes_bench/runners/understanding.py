@@ -46,7 +46,7 @@ class UnifiedLM(LM):
             context, gen_kwargs, aux = req.args
             images = aux.get("visual") or []
             images = images if isinstance(images, list) else [images]
-            key = digest(self.model.name, context, gen_kwargs, images)
+            key = digest(self.model.fingerprint, context, gen_kwargs, images)
             calls.append((len(context), key, context, images, gen_kwargs))
         order = sorted(range(len(calls)), key=lambda i: (json.dumps(calls[i][4], sort_keys=True, default=str),
                                                          calls[i][0], calls[i][1]))
@@ -118,17 +118,26 @@ def limited_samples(tasks: dict, limit: int, unit_fields: dict[str, str]) -> dic
     return chosen
 
 
-def run_understanding(model: UnifiedModel, task_names: list[str], include_paths: list[Path], output: Path,
-                      batch_size: int, limit: int | None, progress: bool = True,
-                      unit_fields: dict[str, str] | None = None) -> tuple[dict, dict, int]:
-    """lm-eval's evaluate() on the named tasks: its results (with samples), its Task objects by name, and
-    how many answers were computed rather than taken from the cache. A limit keeps each task's units whole
-    (`unit_fields`: the doc field that names a leaf task's unit)."""
+def load_tasks(task_names: list[str], include_paths: list[Path]) -> dict:
+    """lm-eval's task dict for the named tasks, data loaded and hooks imported: a task that cannot load fails here,
+    before any model work."""
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     # lm-eval draws a bar per task while it builds requests; ours covers the model work.
     lm_eval_task.tqdm = functools.partial(tqdm, disable=True)
     manager = TaskManager(include_path=[str(p) for p in include_paths], include_defaults=False)
-    task_dict = manager.load(task_names)
+    try:
+        return manager.load(task_names)
+    except (ImportError, AttributeError, SyntaxError) as err:  # a !function that names no importable hook
+        raise HermesBenchError(f"cannot load task {', '.join(task_names)}: {type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''}; fix the task YAML's !function "
+                               "or its module") from None
+
+
+def run_understanding(model: UnifiedModel, task_dict: dict, output: Path, batch_size: int, limit: int | None,
+                      progress: bool = True, unit_fields: dict[str, str] | None = None) -> tuple[dict, dict, int]:
+    """lm-eval's evaluate() on the loaded tasks: its results (with samples), its Task objects by name, and
+    how many answers were computed rather than taken from the cache. A limit keeps each task's units whole
+    (`unit_fields`: the doc field that names a leaf task's unit)."""
     cache = SampleCache(output, "understanding", PartialState().process_index)
     lm = UnifiedLM(model, cache, batch_size, progress)
     samples = None if limit is None else limited_samples(task_dict["tasks"], limit, unit_fields or {})

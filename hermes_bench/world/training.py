@@ -414,7 +414,7 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     resumed = []  # stages loaded from an earlier run, whose time `seconds` does not include
     if vq_stage.is_file():  # a finished VQ stage of this recipe: training resumes after it
         resumed.append("VQ")
-        model.model.vqmodel.load_state_dict(torch.load(vq_stage, map_location=config.device))
+        model.model.vqmodel.load_state_dict(torch.load(vq_stage, map_location=config.device, weights_only=True))
         model.model.vqmodel.eval()
     else:
         train_vq(model, pixels, config, log)
@@ -434,7 +434,7 @@ def train_embedded(out_dir: Path, config: TrainConfig, log: Callable[[str], None
     joint_stage = out_dir / ".stages" / f"joint-{digest(joint_recipe)[:12]}.pt"
     if joint_stage.is_file():  # a finished joint phase of this recipe: training resumes after it
         resumed.append("joint")
-        model.load_state_dict(torch.load(joint_stage, map_location=config.device))
+        model.load_state_dict(torch.load(joint_stage, map_location=config.device, weights_only=True))
     else:
         train_lm(model, examples, pixels, codes, config, log, held_out, held_pixels)
         _save_stage(joint_stage, model.state_dict())
