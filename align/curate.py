@@ -16,6 +16,7 @@ from hermes_bench.align.data import Record
 from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.align.scorers import CaptionScorer, ImageScorer
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
+from hermes_bench.results import SampleCache, digest
 
 PAIRINGS = ("hermesflow", "on-policy")
 CAPTION_PROMPT = IMAGE_PLACEHOLDER + "Describe the image in one sentence."  # the same prompt in curation and training
@@ -50,35 +51,56 @@ class CurationConfig:
     seed: int = 0
 
 
+def _batch_key(model: UnifiedModel, kind: str, chunk: list[Record], config: CurationConfig, *extra) -> str:
+    """A curation batch's cache key: everything its samples depend on."""
+    return digest(model.fingerprint, kind, [r.id for r in chunk], asdict(config), *extra)
+
+
 def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionScorer,
-                    config: CurationConfig) -> list[Samples]:
-    """One greedy and len(top_k) * len(temperatures) sampled captions per image, each scored."""
+                    config: CurationConfig, cache: SampleCache | None = None) -> list[Samples]:
+    """One greedy and len(top_k) * len(temperatures) sampled captions per image, each scored. With a cache, each
+    batch's captions are kept as it finishes, so a killed curation resumes losing at most one batch."""
     settings = [None] + [(k, t) for k in config.top_k for t in config.temperatures]
     captions: dict[int, list[str]] = {}
     for s, setting in enumerate(settings):
         for start in my_batches(len(records), config.batch_size):
             chunk = records[start:start + config.batch_size]
-            torch.manual_seed(config.seed * 1_000_003 + s * 10_007 + start)
-            sampling = {} if setting is None else {"do_sample": True, "top_k": setting[0], "temperature": setting[1]}
-            said = model.answer([CAPTION_PROMPT] * len(chunk), [[r.image] for r in chunk],
-                                max_new_tokens=config.caption_tokens, **sampling)
+            key = _batch_key(model, "captions", chunk, config, s)
+            if cache is not None and key in cache:
+                said = cache.get(key)
+            else:
+                torch.manual_seed(config.seed * 1_000_003 + s * 10_007 + start)
+                sampling = {} if setting is None else {"do_sample": True, "top_k": setting[0],
+                                                       "temperature": setting[1]}
+                said = [t.strip() for t in model.answer([CAPTION_PROMPT] * len(chunk), [[r.image] for r in chunk],
+                                                        max_new_tokens=config.caption_tokens, **sampling)]
+                if cache is not None:
+                    cache.put_many({key: said})
             for i, text in enumerate(said):
-                captions.setdefault(start + i, []).append(text.strip())
+                captions.setdefault(start + i, []).append(text)
     return merged({i: Samples(c, scorer.score(records[i], c)) for i, c in captions.items()}, range(len(records)))
 
 
 def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScorer,
-                  config: CurationConfig) -> list[Samples]:
+                  config: CurationConfig, cache: SampleCache | None = None) -> list[Samples]:
     """m images per caption (seeded per batch), kept as the codes the model sampled, each scored on its decoded
-    image."""
+    image. With a cache, each batch's codes and scores are kept as it finishes (a kill loses at most one batch)."""
     guidance = config.guidance_scale if config.guidance_scale is not None else model.default_guidance_scale
     m, mine = config.images, {}
     for start in my_batches(len(records), config.batch_size):
         chunk = records[start:start + config.batch_size]
-        tokens = model.generate_image_tokens([r.caption for r in chunk], m, guidance, config.seed * 1_000_003 + start)
-        flat = model.decode_images(tokens)
-        scores = scorer.score(chunk, [flat[i * m:(i + 1) * m] for i in range(len(chunk))])
-        mine.update({start + i: Samples(tokens[i * m:(i + 1) * m].tolist(), sc) for i, sc in enumerate(scores)})
+        key = _batch_key(model, "images", chunk, config, type(scorer).__name__)
+        if cache is not None and key in cache:
+            batch = cache.get(key)
+        else:
+            tokens = model.generate_image_tokens([r.caption for r in chunk], m, guidance,
+                                                 config.seed * 1_000_003 + start)
+            flat = model.decode_images(tokens)
+            scores = scorer.score(chunk, [flat[i * m:(i + 1) * m] for i in range(len(chunk))])
+            batch = [[tokens[i * m:(i + 1) * m].tolist(), sc] for i, sc in enumerate(scores)]
+            if cache is not None:
+                cache.put_many({key: batch})
+        mine.update({start + i: Samples(codes, sc) for i, (codes, sc) in enumerate(batch)})
     return merged(mine, range(len(records)))
 
 

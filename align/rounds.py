@@ -35,9 +35,11 @@ from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, evaluate
 from hermes_bench.judges import ChoiceMatcher, ExactChoice
-from hermes_bench.models import embedded_model_dir, load_model, resolve_device
+from hermes_bench.models import check_source, embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
+from hermes_bench.registry import Registry
 from hermes_bench.results import (
+    SampleCache,
     atomic_write_json,
     atomic_write_jsonl,
     check_writable,
@@ -96,8 +98,13 @@ class Aligner:
         # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
         PartialState(cpu=resolve_device(config.device) == "cpu")
         self.config, self.log = config, log if is_main() else (lambda _: None)
+        Registry().get([*config.gate_tasks, *config.report_tasks])  # unknown task names stop here, before any work
         self.initial = str(embedded_model_dir()) if config.model is None else config.model
-        self._check_options()
+        check_source(self.initial)
+        for option, source in (("--caption-scorer", config.caption_scorer), ("--choice-matcher", config.choice_matcher),
+                               ("--question-generator", config.question_generator)):
+            if source:
+                check_source(source, f"{option} folder")
         self.records = load_records(config.data, config.records, config.data_seed)
         if config.questions is not None:
             load_questions(self.records, config.questions)
@@ -105,6 +112,7 @@ class Aligner:
         if config.judge == "exact" and not shapes:
             raise HermesBenchError("--judge exact needs the shapes world (no --data): real data has no oracle")
         self.by_id = {r.id: r for r in self.records}
+        self._check_options()  # the first write into the output folder: everything above was checked first
         if "generation" in SIDES[config.training.mode]:
             self._ensure_questions()
 
@@ -177,14 +185,15 @@ class Aligner:
     def curate(self, model: UnifiedModel, folder: Path) -> dict[str, list[Samples] | None]:
         path = folder / "samples.json"
         if (found := _read(path)) is None:
+            batches = SampleCache(folder, "curation", PartialState().process_index)  # per batch, for a resume
             sides = SIDES[self.config.training.mode]
             self.log(f"curating {len(self.records)} records ({', '.join(sides)})")
             found = {
                 "understanding": [asdict(s) for s in caption_samples(model, self.records, self._caption_scorer(),
-                                                                     self.config.curation)]
+                                                                     self.config.curation, batches)]
                 if "understanding" in sides else None,
                 "generation": [asdict(s) for s in image_samples(model, self.records, self._image_scorer(model),
-                                                                self.config.curation)]
+                                                                self.config.curation, batches)]
                 if "generation" in sides else None}
             if is_main():
                 atomic_write_json(path, found)
@@ -194,7 +203,8 @@ class Aligner:
         path = folder / "reference.json"
         if (found := _read(path)) is None:
             model = policy if self.config.reference == "previous" else self._load(self.initial)
-            found = reference_logprobs(model, self.by_id, pairs, self.config.training.mode)
+            found = reference_logprobs(model, self.by_id, pairs, self.config.training.mode,
+                                       cache=SampleCache(folder, "reference", PartialState().process_index))
             if is_main():
                 atomic_write_json(path, found)
         return found

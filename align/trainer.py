@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from hermes_bench.align.pair_dpo import Preference, pair_dpo_loss
 from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.results import atomic_write_bytes
+from hermes_bench.results import SampleCache, atomic_write_bytes, digest
 
 MODES = ("pair", "understanding", "generation")  # Pair-DPO, and the paper's two single-modality ablations
 SIDES = {"pair": ("understanding", "generation"), "understanding": ("understanding",),
@@ -72,14 +73,19 @@ def _generation_logprobs(model: UnifiedModel, records: list[Record], wins: list[
 
 @torch.no_grad()
 def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict], mode: str,
-                       batch_size: int = 16) -> dict[str, dict[str, float]]:
+                       batch_size: int = 16, cache: SampleCache | None = None) -> dict[str, dict[str, float]]:
     """Per record id: the reference model's summed log-probs of each pair's win and lose (images both with and
-    without the condition, for condition dropout)."""
+    without the condition, for condition dropout). With a cache, each batch is kept as it finishes (a kill loses
+    at most one batch)."""
     model.module.eval()
     ids = trainable_ids(pairs, mode)
     out: dict[str, dict[str, float]] = {}
     for start in my_batches(len(ids), batch_size):
         chunk = ids[start:start + batch_size]
+        key = digest(model.fingerprint, mode, [(i, pairs[i]) for i in chunk])
+        if cache is not None and key in cache:
+            out.update(cache.get(key))
+            continue
         recs = [records[i] for i in chunk]
         found = {}
         if "understanding" in SIDES[mode]:
@@ -91,9 +97,13 @@ def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: d
                 found[f"gen_w_{name}"], found[f"gen_l_{name}"] = _generation_logprobs(
                     model, recs, [pairs[i]["generation"]["win"] for i in chunk],
                     [pairs[i]["generation"]["lose"] for i in chunk], torch.full((len(chunk),), drop))
-        for key, values in found.items():
+        batch: dict[str, dict[str, float]] = {}
+        for name, values in found.items():
             for i, v in zip(chunk, values.tolist(), strict=True):
-                out.setdefault(i, {})[key] = v
+                batch.setdefault(i, {})[name] = v
+        if cache is not None:
+            cache.put_many({key: batch})
+        out.update(batch)
     return dict(zip(ids, merged(out, ids), strict=True))
 
 
@@ -147,7 +157,11 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
     optimizer, schedule = accelerator.prepare(optimizer, schedule)
     checkpoint, history, start = folder / "checkpoint.pt", [], 0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)  # tensors and plain data only
+        try:  # tensors and plain data only: a pickle that would run code is refused, not run
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+            raise HermesBenchError(f"{checkpoint} is not a checkpoint hermes-bench wrote ({type(err).__name__}): "
+                                   "delete it to restart this training from its first step") from None
         model.module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])

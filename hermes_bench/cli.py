@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -23,6 +24,10 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
+class InternalError(UserError):
+    exit_code = 1
+
+
 def _friendly(fn: Callable) -> Callable:
     """HermesBenchError, or a file the system refused (an output folder that cannot be made, ...) -> one line on
     stderr and exit code 2, no traceback."""
@@ -33,10 +38,20 @@ def _friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except HermesBenchError as err:
             raise UserError(str(err)) from None
+        except UnicodeDecodeError as err:
+            raise UserError(f"a file is not UTF-8 text ({err.reason} at byte {err.start}): save it as UTF-8") \
+                from None
         except OSError as err:
             if err.filename is None:
-                raise
+                raise UserError(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}") from None
             raise UserError(f"{err.filename}: {err.strerror}: check the path and its permissions") from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:  # a bug, or an input not checked yet: one line; the traceback on request
+            if os.environ.get("HERMES_BENCH_DEBUG"):
+                raise
+            raise InternalError(f"internal error ({type(err).__name__}: {' '.join(str(err).split())[:300]}); "
+                                "rerun with HERMES_BENCH_DEBUG=1 for the traceback and report it") from None
 
     return wrapper
 
@@ -71,13 +86,19 @@ class PositiveNumbers(click.ParamType):
             numbers = tuple(float(v) for v in _csv(value) or ())
         except ValueError:
             self.fail(f"{value!r} is not a comma list of numbers, such as 0.2,0.5", param, ctx)
-        if not numbers or min(numbers) <= 0:
-            self.fail(f"{value!r} needs numbers above 0, such as 0.2,0.5", param, ctx)
+        if not numbers or not all(math.isfinite(x) and x > 0 for x in numbers):
+            self.fail(f"{value!r} needs finite numbers above 0, such as 0.2,0.5", param, ctx)
         return numbers
 
 
 class Commands(click.Group):
     """Usage errors (a bad option value) print as one `error:` line with exit code 2, as other bad input does."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # an unknown top-level option, such as `hermes-bench --bogus`
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as err:
+            raise UserError(err.format_message()) from None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -86,7 +107,24 @@ class Commands(click.Group):
             raise UserError(err.format_message()) from None
 
 
+class Finite(click.ParamType):
+    """A finite number of 0 or more (nan and inf are refused)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} must be a finite number of 0 or more", param, ctx)
+        return number
+
+
 COUNT = click.IntRange(min=1)  # sizes and step counts: 0 or less is a mistake, not "the default"
+SEED = click.IntRange(0, 2**32 - 1)  # what numpy and torch seeding accept
+FINITE = Finite()
 POSITIVE = click.FloatRange(min=0, min_open=True)
 # eval and score take the same VQA judge
 JUDGE_OPTION = click.option("--judge", default=None, help="The VQA judge of DPG-Bench and gap tasks: a model folder "
@@ -111,8 +149,8 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--dtype", default="auto", show_default=True,
               help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--guidance-scale", type=float, default=None, help="CFG scale for generation. Default: the model's.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--guidance-scale", type=FINITE, default=None, help="CFG scale for generation. Default: the model's.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Run folder (rerunning into it resumes). Default: results/runs/<model>.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
@@ -191,7 +229,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--device", default="auto", show_default=True)
 @click.option("--dtype", default="auto", show_default=True, help="Evaluation dtype (training runs in float32 "
                                                                  "with bf16 autocast on GPUs).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @_friendly
 def align_command(model, rounds, data, records, questions, question_generator, mode, form, betas, coefficients, lr,
                   steps, train_batch_size, grad_accum, checkpoint_every, images, curation_batch_size, judge,
@@ -243,7 +281,7 @@ def world_group() -> None:
 
 @world_group.command("train")
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="Folder for the trained model.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--scenes", type=COUNT, default=None, help="Training scenes (default: the recipe's).")
 @click.option("--vq-steps", type=COUNT, default=None, help="VQ tokenizer steps (default: the recipe's).")
 @click.option("--lm-steps", type=COUNT, default=None, help="Joint language-model steps (default: the recipe's).")
@@ -262,9 +300,11 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, d
 
     from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, run_eval
     from hermes_bench.models import resolve_device
+    from hermes_bench.results import check_writable
     from hermes_bench.world.release import select_guidance, write_card
     from hermes_bench.world.training import TrainConfig, train_embedded
 
+    check_writable(output)
     config = TrainConfig(seed=seed, device=resolve_device(device))
     config = replace(config, scenes=scenes or config.scenes, vq_steps=vq_steps or config.vq_steps,
                      lm_steps=lm_steps or config.lm_steps,

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 from PIL import Image, UnidentifiedImageError
 
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import HermesBenchError, contained
 from hermes_bench.results import stat_fingerprint
 
 DATA_DIR_ENV = "HERMES_BENCH_DATA_DIR"
@@ -75,7 +75,10 @@ def decode_image(cell: dict | Image.Image | None, what: str) -> Image.Image | No
         if cell.get("bytes"):
             with Image.open(io.BytesIO(cell["bytes"])) as im:
                 return im.convert("RGB")
-        with Image.open(cell["path"]) as im:
+        root = os.environ.get(DATA_DIR_ENV)
+        if not root:
+            raise OSError("the cell holds a path, not the image")
+        with Image.open(contained(Path(root), cell["path"], what)) as im:
             return im.convert("RGB")
     except (OSError, UnidentifiedImageError, TypeError) as err:
         raise HermesBenchError(f"{what}: cannot decode the image ({type(err).__name__}); "

@@ -77,9 +77,11 @@ def parse_questions(raw: object, where: str) -> list[MCQuestion]:
         raise HermesBenchError(f"{where}: questions must be a list of {{question, choices, answer}}")
     out = []
     for q in raw:
-        if not (isinstance(q, dict) and {"question", "choices", "answer"} <= q.keys() and q["answer"] in q["choices"]):
-            raise HermesBenchError(f"{where}: each question needs 'question', 'choices' and an 'answer' among the "
-                                   "choices")
+        if not (isinstance(q, dict) and {"question", "choices", "answer"} <= q.keys() and isinstance(q["question"], str)
+                and isinstance(q["choices"], list) and len(q["choices"]) >= 2
+                and all(isinstance(c, str) for c in q["choices"]) and q["answer"] in q["choices"]):
+            raise HermesBenchError(f"{where}: each question needs a 'question', a list of two or more 'choices' "
+                                   "(strings) and an 'answer' among them")
         out.append(MCQuestion(q["question"], tuple(q["choices"]), q["answer"]))
     return out
 

@@ -54,6 +54,8 @@ def _spec(path: Path, config: dict) -> TaskSpec | None:
     if not isinstance(name, str):
         return None  # a template meant for `include:`
     meta = config.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise HermesBenchError(f"malformed task YAML {path}: metadata of {name!r} must be a mapping")
     if config.get("kind") in ("generation", "gap"):
         kind = config["kind"]
     elif "group" in config or "output_type" in config:
@@ -64,10 +66,17 @@ def _spec(path: Path, config: dict) -> TaskSpec | None:
     if "headline" not in meta:
         raise HermesBenchError(f"malformed task YAML {path}: metadata.headline is missing for {name!r}; "
                                "name the metric that sums the task up")
-    pooled = any(m.get("metric") == meta["headline"] and m.get("weight_by_size", True)
-                 for m in config.get("aggregate_metric_list", []))
-    return TaskSpec(name=name, kind=kind, path=path, headline=meta["headline"],
-                    headline_max=float(meta.get("headline_max", 1.0)), source=meta.get("source", ""),
+    headline_max = meta.get("headline_max", 1.0)
+    if isinstance(headline_max, bool) or not isinstance(headline_max, int | float) or not headline_max > 0:
+        raise HermesBenchError(f"malformed task YAML {path}: metadata.headline_max of {name!r} must be a number "
+                               f"above 0 (the headline's best value), not {headline_max!r}")
+    aggregates = config.get("aggregate_metric_list", [])
+    if not isinstance(aggregates, list) or not all(isinstance(m, dict) for m in aggregates):
+        raise HermesBenchError(f"malformed task YAML {path}: aggregate_metric_list of {name!r} must be a list of "
+                               "mappings")
+    pooled = any(m.get("metric") == meta["headline"] and m.get("weight_by_size", True) for m in aggregates)
+    return TaskSpec(name=name, kind=kind, path=path, headline=str(meta["headline"]),
+                    headline_max=float(headline_max), source=str(meta.get("source", "")),
                     version=str(meta.get("version", "")), pooled=pooled, config=config)
 
 

@@ -53,8 +53,14 @@ def check_writable(folder: Path) -> None:
     ancestor = folder.absolute()
     while not ancestor.exists():
         ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
-        what = "is not a folder" if not ancestor.is_dir() else "is not writable"
+    what = "is not a folder" if not ancestor.is_dir() else None
+    if what is None:
+        try:  # a real write (gone at once): access() says yes to root even where the filesystem says no
+            with tempfile.TemporaryFile(dir=ancestor):
+                pass
+        except OSError:
+            what = "is not writable"
+    if what:
         raise HermesBenchError(f"cannot write the output folder {folder}: {ancestor} {what}; pass another --output")
 
 
@@ -181,15 +187,42 @@ class SampleCache:
         self.computed += len(entries)
 
 
+def _number(x: Any) -> bool:
+    return x is None or (isinstance(x, int | float) and not isinstance(x, bool))
+
+
+def _check_results(data: Any) -> str | None:
+    """What is wrong with a results file's shape (None if nothing): what the leaderboard reads must be there."""
+    if not isinstance(data, dict) or not isinstance(data.get("summary"), dict) or "results" not in data:
+        return "no 'summary' or 'results'"
+    if not isinstance(data.get("model"), dict) or not isinstance(data["model"].get("name"), str):
+        return "no model name"
+    if not isinstance(data.get("headlines"), dict):
+        return "no headlines"
+    for name, h in data["headlines"].items():
+        if not (isinstance(h, dict) and _number(h.get("value")) and _number(h.get("max"))
+                and isinstance(h.get("ci"), list) and all(_number(x) for x in h["ci"])
+                and isinstance(h.get("details", {}), dict)):
+            return f"headline {name} is not a value, max and ci of numbers"
+    for side, v in data["summary"].items():
+        if side in ("U", "G", "gap") and not (isinstance(v, dict) and _number(v.get("value"))
+                                             and isinstance(v.get("ci"), list)):
+            return f"summary {side} is not a value and ci of numbers"
+    return None
+
+
 def load_results(path: Path) -> dict:
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
-        data = json.loads(file.read_text())
+        data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise HermesBenchError(f"no results at {file}: pass a results.json or the output folder of a run") from None
-    except json.JSONDecodeError as err:
-        raise HermesBenchError(f"{file} is not valid JSON ({err}): rerun the eval to rewrite it") from None
-    if "summary" not in data or "results" not in data:
-        raise HermesBenchError(f"{file} is not a hermes-bench results file (no 'summary' or 'results')")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HermesBenchError(f"{file} is not valid JSON ({str(err).splitlines()[0]}): rerun the eval to rewrite "
+                               "it") from None
+    problem = _check_results(data)
+    if problem:
+        raise HermesBenchError(f"{file} is not a hermes-bench results file ({problem}): pass the results.json "
+                               "of a run, or rerun it")
     data["output"] = str(file.parent)
     return data

@@ -1,7 +1,12 @@
+import os
+
+# no machine here reaches a hub: without these, a missing local model costs a minute of retries (tox sets them too)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 import base64
 import io
 import json
-import os
 import random
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

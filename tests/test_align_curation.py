@@ -117,7 +117,7 @@ def test_json_records_and_questions(tmp_path):
     ([{"image": "missing.png", "caption": "x"}], "missing or not an image"),
     ([{"image": "a.png"}], "needs an 'image' path and a 'caption'"),
     ([{"image": "a.png", "caption": "x", "questions": [{"question": "q", "choices": ["a"], "answer": "b"}]}],
-     "answer' among the choices"),
+     "an 'answer' among them"),
     ({"image": "a.png"}, "must hold a list"),
 ])
 def test_json_records_bad_input(tmp_path, rows, message):

@@ -42,9 +42,18 @@ def _validate(record: object, where: str) -> dict:
     if missing:
         raise HermesBenchError(f"{where}: field {', '.join(missing)} is missing; each record needs tag, prompt "
                                "and include (GenEval's schema)")
-    for clause in record["include"] + record.get("exclude", []):
-        if not {"class", "count"} <= set(clause):
-            raise HermesBenchError(f"{where}: every include/exclude clause needs class and count")
+    if not isinstance(record["tag"], str) or not isinstance(record["prompt"], str) or not isinstance(
+            record["include"], list) or not isinstance(record.get("exclude", []), list):
+        raise HermesBenchError(f"{where}: tag and prompt must be strings, include and exclude lists of clauses")
+    for k, clause in enumerate(record["include"] + record.get("exclude", [])):
+        if not isinstance(clause, dict) or not {"class", "count"} <= clause.keys() or not isinstance(
+                clause["class"], str) or isinstance(clause["count"], bool) or not isinstance(clause["count"], int):
+            raise HermesBenchError(f"{where}: every include/exclude clause needs a class (a string) and a count "
+                                   "(a whole number)")
+        position = clause.get("position")
+        if position is not None and not (isinstance(position, list) and len(position) == 2
+                                         and isinstance(position[1], int) and 0 <= position[1] < k):
+            raise HermesBenchError(f"{where}: a position must be [relation, index of an earlier include clause]")
     return record
 
 

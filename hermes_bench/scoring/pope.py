@@ -23,11 +23,16 @@ def parse_answer(text: str) -> str:
     return "no" if {"No", "not", "no"} & set(words) else "yes"
 
 
-def item(response: str, answer: str) -> dict:
-    gold = str(answer).strip().lower()
-    if gold not in ("yes", "no"):
+def gold(answer: object) -> str:
+    """A POPE answer as "yes" or "no"; anything else is a data error."""
+    found = answer.strip().lower() if isinstance(answer, str) else None
+    if found not in ("yes", "no"):
         raise HermesBenchError(f"POPE answer {answer!r} is neither yes nor no: fix the dataset's answer column")
-    return {"pred": parse_answer(response), "answer": gold}
+    return found
+
+
+def item(response: str, answer: str) -> dict:
+    return {"pred": parse_answer(response), "answer": gold(answer)}
 
 
 def _counts(items: Sequence[dict]) -> tuple[int, int, int, int]:
