@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,8 +85,11 @@ def _temporary(path: Path, suffix: str = "") -> tuple[int, str]:
 def remove_partial_writes(folder: Path) -> None:
     """Delete what killed writes left under `folder`: a run calls it before it starts writing there."""
     if folder.is_dir():
-        for leftover in folder.rglob(f".*{PARTIAL}"):
-            leftover.unlink(missing_ok=True)
+        for leftover in sorted(folder.rglob(f".*{PARTIAL}"), reverse=True):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

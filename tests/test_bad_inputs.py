@@ -103,7 +103,7 @@ def w(tmp_path_factory, tiny_janus):
     (w / "choices5.json").write_text(json.dumps([{"image": "img.png", "caption": "a cat", "questions": [
         {"question": "q?", "choices": 5, "answer": "a"}]}]))
     (w / "sub").mkdir()
-    (w / "sub" / "outside.json").write_text(json.dumps([{"image": "../../x.png", "caption": "a cat"}]))
+    (w / "sub" / "outside.json").write_text(json.dumps([{"image": "../img.png", "caption": "a cat"}]))  # exists
     (w / "not_json.json").write_text("[{")
     (w / "ok.json").write_text(json.dumps([{"image": "img.png", "caption": "a cat"}]))
     (w / "bad_questions.jsonl").write_text("{nope\n")

@@ -131,3 +131,28 @@ def test_a_killed_curation_resumes_and_loses_at_most_one_batch(tmp_path):
     assert len(calls) == 8 - 3  # only the batches the kill stopped before
     model.answer = answer
     assert resumed == caption_samples(model, records, scorer, config)  # and the same samples as one whole run
+
+
+def test_secrets_are_redacted_from_messages():
+    from hermes_bench.models.api import redact
+
+    text = "the API at http://admin:hunter2@judge.local:8000/v1 failed (key sk-abcdef123456 refused)"
+    assert "hunter2" not in redact(text) and "sk-abcdef123456" not in redact(text)
+    assert "judge.local:8000/v1" in redact(text)
+
+
+def test_output_files_respect_the_umask_and_killed_writes_are_cleaned(tmp_path):
+    import os
+
+    from hermes_bench.results import atomic_write_json, remove_partial_writes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+    (tmp_path / ".r.json.x1.partial").write_text("half")  # what a kill mid-write leaves
+    (tmp_path / "lm_eval" / ".results.x2.partial").mkdir(parents=True)
+    remove_partial_writes(tmp_path)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["lm_eval", "r.json"]

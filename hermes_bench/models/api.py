@@ -60,8 +60,8 @@ class APIModel:
         try:
             self.client = openai.OpenAI(max_retries=max_retries)
         except openai.OpenAIError as err:
-            raise HermesBenchError(f"--judge {spec}: {err} (set OPENAI_API_KEY; a local server without keys "
-                                   "takes any value)") from None
+            raise HermesBenchError(f"--judge {spec}: {redact(str(err))} (set OPENAI_API_KEY; a local server "
+                                   "without keys takes any value)") from None
         self.errors = openai.OpenAIError
         self.concurrency, self.system = concurrency, system
         self.fingerprint = digest(spec, redact(str(self.client.base_url)), system)

@@ -18,6 +18,7 @@ from lm_eval.loggers import EvaluationTracker
 from lm_eval.utils import hash_string
 
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.results import PARTIAL
 from hermes_bench.summary import Scored
 
 FOLDER = "lm_eval"
@@ -66,7 +67,7 @@ def write(output: Path, lm_eval_results: dict | None, generation: list[Scored], 
                     "upper_git_hash": None})
     final = output / FOLDER
     final.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=final, prefix=".writing.") as tmp:
+    with tempfile.TemporaryDirectory(dir=final, prefix=".results.", suffix=PARTIAL) as tmp:
         # the tracker writes into a temporary folder; the finished file is then renamed into place
         tracker = EvaluationTracker(output_path=tmp)
         tracker.general_config_tracker.log_experiment_args(
