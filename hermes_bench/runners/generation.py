@@ -44,15 +44,19 @@ class GenerationSettings:
                                    f"or more, not {n!r}")
         return n
 
+    def _judge(self, default: str | None) -> str:
+        """The judge this task asks: --judge, else the task's own."""
+        if not (self.judge or default):
+            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id, or "
+                                   "openai:MODEL)")
+        return self.judge or default
+
     def check_judge(self, default: str | None) -> None:
         """The judge this task will ask, checked without loading it: a model folder, a hub id or openai:MODEL."""
         from hermes_bench.models import check_source
         from hermes_bench.models.api import PREFIX
 
-        judge = self.judge or default
-        if not judge:
-            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id, or "
-                                   "openai:MODEL)")
+        judge = self._judge(default)
         if not judge.startswith(PREFIX):
             check_source(judge, "judge folder")
 
@@ -70,10 +74,7 @@ class GenerationSettings:
         from hermes_bench.models import load_model
         from hermes_bench.models.api import PREFIX, APIModel
 
-        judge = self.judge or default
-        if not judge:
-            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id, or "
-                                   "openai:MODEL)")
+        judge = self._judge(default)
         return APIModel(judge) if judge.startswith(PREFIX) else load_model(judge, self.device)
 
 
