@@ -123,7 +123,7 @@ class Aligner:
         options = {k: v for k, v in _plain(c).items() if k not in RESUME_FREE}
         options["initial_model"] = stat_fingerprint(self.initial)
         path = c.output / OPTIONS_FILE
-        if (found := _read(path)) is None:
+        if (found := from_main(_read(path) if is_main() else None)) is None:  # one reading, the main process'
             check_writable(c.output)
             if is_main():
                 atomic_write_json(path, options)

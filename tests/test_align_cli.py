@@ -81,7 +81,7 @@ def test_a_round_that_makes_things_worse_is_rolled_back(tmp_path):
     (["--judge", "exact", "--data", "{data}"], "needs the shapes world"),
     (["--gate-tasks", "no_such_task"], "no_such_task"),
     (["--coefficients", "0.5"], "needs two numbers"),
-    (["--coefficients", "0,1"], "needs numbers above 0"),
+    (["--coefficients", "0,1"], "needs finite numbers above 0"),
     (["--data", "{empty}"], "gives no records"),
     (["--data", "{data}", "--question-generator", "{data}.missing"], "--question-generator folder"),
     (["--data", "{data}", "--mode", "understanding", "--gate-limit", "2", "--caption-scorer", "{data}.missing"],
