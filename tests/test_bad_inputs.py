@@ -133,8 +133,8 @@ CASES = {
     "missing model folder": ([*EVAL, "--model", "{w}/nofolder"], "does not exist"),
     "model folder without config": ([*EVAL, "--model", "{w}/empty_dir"], "config.json"),
     "model with auto_map": ([*EVAL, "--model", "{w}/auto_map_model"], "auto_map"),
-    "truncated weights": ([*EVAL, "--model", "{w}/truncated"], "cannot load model"),
-    "corrupt weights": ([*EVAL, "--model", "{w}/corrupt"], "cannot load model"),
+    "truncated weights": ([*EVAL, "--model", "{w}/truncated"], "cannot be read"),
+    "corrupt weights": ([*EVAL, "--model", "{w}/corrupt"], "cannot be read"),
     "no tokenizer": ([*EVAL, "--model", "{w}/no_tokenizer"], "cannot load model"),
     "weights that do not fit the config": ([*EVAL, "--model", "{w}/mismatched"], "cannot load model"),
     "unsupported model type": ([*EVAL, "--model", "{w}/bert_type"], "bert"),
@@ -243,3 +243,10 @@ def test_bad_input_is_one_clean_line_and_leaves_nothing(case, w, tmp_path):
 
 def test_the_corpus_is_large():
     assert len(CASES) >= 60
+
+
+def test_a_judge_with_corrupt_weights_stops_before_any_image_is_made(w, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["eval", "--tasks", "shapes_gap", "--judge", str(w / "corrupt"), "--output",
+                                       str(out), "--no-progress"])
+    assert result.exit_code == 2 and "cannot be read" in result.output and not out.exists()

@@ -7,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig
 
 from hermes_bench.errors import HermesBenchError, loading, refuse_remote_code
@@ -66,6 +67,14 @@ def check_source(source: str, what: str = "model folder") -> Path | None:
         raise HermesBenchError(f"{what} {source} {found}: pass a folder saved with save_pretrained "
                                "or a hub id such as deepseek-community/Janus-Pro-1B")
     refuse_remote_code(source, what)
+    if looks_local:
+        for weights in sorted(local.glob("*.safetensors")):
+            try:  # the header only: a truncated or corrupt file fails here, not after hours of work
+                with safe_open(str(weights), "pt"):
+                    pass
+            except (SafetensorError, OSError) as err:
+                raise HermesBenchError(f"{what} {source}: {weights.name} cannot be read ({' '.join(str(err).split())}):"
+                                       " save the weights again") from None
     return local if looks_local else None
 
 
