@@ -23,12 +23,6 @@ from hermes_bench.world import language
 from hermes_bench.world.scene import sample_scene
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    """The embedded model is built into a per-session cache, never the user's."""
-    os.environ["HERMES_BENCH_CACHE"] = str(tmp_path_factory.mktemp("hermes-cache"))
-
-
 @pytest.fixture(scope="session")
 def tiny_janus(tmp_path_factory) -> Path:
     """A tiny Janus saved with save_pretrained, loaded back through the real from_pretrained path."""

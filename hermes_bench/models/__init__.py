@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -19,10 +18,6 @@ FAMILIES = {"janus": JanusModel, "emu3": Emu3Model}
 EMBEDDED_NAME = "shapes-janus-tiny (embedded default)"
 EMBEDDED_DIR = Path(str(files("hermes_bench.models"))) / "shapes_janus_tiny"  # trained: see its README.md
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HERMES_BENCH_CACHE", Path.home() / ".cache" / "hermes-bench"))
 
 
 def embedded_model_dir() -> Path:
