@@ -24,6 +24,10 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.message}", err=True)
 
 
+def _one_line(err: Exception) -> str:
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+
+
 class InternalError(UserError):
     exit_code = 1
 
@@ -43,14 +47,14 @@ def _friendly(fn: Callable) -> Callable:
                 from None
         except OSError as err:
             if err.filename is None:
-                raise UserError(f"{type(err).__name__}: {' '.join(str(err).split())[:300]}") from None
+                raise UserError(_one_line(err)) from None
             raise UserError(f"{err.filename}: {err.strerror}: check the path and its permissions") from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as err:  # a bug, or an input not checked yet: one line; the traceback on request
             if os.environ.get("HERMES_BENCH_DEBUG"):
                 raise
-            raise InternalError(f"internal error ({type(err).__name__}: {' '.join(str(err).split())[:300]}); "
+            raise InternalError(f"internal error ({_one_line(err)}); "
                                 "rerun with HERMES_BENCH_DEBUG=1 for the traceback and report it") from None
 
     return wrapper

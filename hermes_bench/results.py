@@ -43,8 +43,8 @@ def stat_fingerprint(source: str | Path) -> str:
     if not path.exists():
         return str(source)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    stats = [(str(f.relative_to(path)) if path.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns)
-             for f in files]
+    stats = [(str(f.relative_to(path)) if path.is_dir() else f.name, st.st_size, st.st_mtime_ns)
+             for f in files for st in [f.stat()]]
     return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
 
 

@@ -25,8 +25,8 @@ FOLDER = "lm_eval"
 SETTINGS = ("guidance_scale",)  # recorded beside a generation task's metrics, not a metric
 
 
-def _generation_entries(scored: list[Scored]) -> dict:
-    """lm-eval's per-task sections for the tasks lm-eval did not run."""
+def _generation_entries(scored: list[Scored]) -> tuple[dict, dict]:
+    """lm-eval's per-task sections for the tasks lm-eval did not run, and their sample hashes."""
     entries: dict = {k: {} for k in ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples")}
     samples = {}
     for s in scored:
