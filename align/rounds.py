@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from accelerate import PartialState
@@ -199,12 +199,13 @@ class Aligner:
                 atomic_write_json(path, found)
         return {k: [Samples(**s) for s in v] if v is not None else None for k, v in found.items()}
 
-    def references(self, policy: UnifiedModel, pairs: dict, folder: Path) -> dict:
+    def references(self, policy: UnifiedModel, pairs: dict, folder: Path, settings: TrainingConfig) -> dict:
         path = folder / "reference.json"
         if (found := _read(path)) is None:
             model = policy if self.config.reference == "previous" else self._load(self.initial)
-            found = reference_logprobs(model, self.by_id, pairs, self.config.training.mode,
-                                       cache=SampleCache(folder, "reference", PartialState().process_index))
+            found = reference_logprobs(model, self.by_id, pairs, settings.mode,
+                                       cache=SampleCache(folder, "reference", PartialState().process_index),
+                                       mask_key=settings.mask_key)
             if is_main():
                 atomic_write_json(path, found)
         return found
@@ -226,7 +227,8 @@ class Aligner:
             pairs = pairs_table(self.records, samples["understanding"], samples["generation"], previous, c.curation)
             if is_main():
                 atomic_write_json(folder / "pairs.json", pairs)
-            refs = self.references(policy, pairs, folder)
+            round_settings = replace(c.training, round=index)
+            refs = self.references(policy, pairs, folder, round_settings)
             counts = {side: sum(1 for p in pairs.values() if p.get(side)) for side in ("understanding", "generation")}
             decision: Decision | None = None
             for attempt, beta in enumerate(c.betas):
@@ -236,7 +238,7 @@ class Aligner:
                 if history is None:
                     if attempt:  # training changes the model in place: a retry starts from a fresh copy
                         policy = self._load(kept)
-                    settings = TrainingConfig(**{**asdict(c.training), "beta": beta})
+                    settings = replace(round_settings, beta=beta)
                     self.log(f"round {index}: training on {len(trainable_ids(pairs, c.training.mode))} records "
                              f"(beta {beta:g})")
                     history = train(policy, self.by_id, pairs, refs, settings, candidate, self.log)

@@ -49,6 +49,11 @@ class TrainingConfig:
     condition_dropout: float = 0.1
     checkpoint_every: int = 25
     seed: int = 0
+    round: int = 0  # with seed and the record, fixes a Monte-Carlo image log-prob's draw (Show-o's mask)
+
+    @property
+    def mask_key(self) -> str:
+        return f"round {self.round} seed {self.seed}"
 
 
 def trainable_ids(pairs: dict[str, dict], mode: str) -> list[str]:
@@ -64,25 +69,27 @@ def _understanding_logprobs(model: UnifiedModel, records: list[Record], wins: li
 
 
 def _generation_logprobs(model: UnifiedModel, records: list[Record], wins: list[list[int]], loses: list[list[int]],
-                         unconditional: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                         unconditional: torch.Tensor, mask_key: str) -> tuple[torch.Tensor, torch.Tensor]:
     captions = [r.caption for r in records]
+    keys = [f"{r.id} {mask_key}" for r in records]  # a win and its lose share one draw
     both = model.image_logprobs(captions + captions, torch.tensor(wins + loses),
-                                torch.cat([unconditional, unconditional]))
+                                torch.cat([unconditional, unconditional]), keys + keys)
     return both[:len(records)], both[len(records):]
 
 
 @torch.no_grad()
 def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict], mode: str,
-                       batch_size: int = 16, cache: SampleCache | None = None) -> dict[str, dict[str, float]]:
+                       batch_size: int = 16, cache: SampleCache | None = None,
+                       mask_key: str = TrainingConfig().mask_key) -> dict[str, dict[str, float]]:
     """Per record id: the reference model's summed log-probs of each pair's win and lose (images both with and
-    without the condition, for condition dropout). With a cache, each batch is kept as it finishes (a kill loses
-    at most one batch)."""
+    without the condition, for condition dropout), drawn under the training's `mask_key`. With a cache, each batch
+    is kept as it finishes (a kill loses at most one batch)."""
     model.module.eval()
     ids = trainable_ids(pairs, mode)
     out: dict[str, dict[str, float]] = {}
     for start in my_batches(len(ids), batch_size):
         chunk = ids[start:start + batch_size]
-        key = digest(model.fingerprint, mode, [(i, pairs[i]) for i in chunk])
+        key = digest(model.fingerprint, mode, mask_key, [(i, pairs[i]) for i in chunk])
         if cache is not None and key in cache:
             out.update(cache.get(key))
             continue
@@ -96,7 +103,7 @@ def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: d
             for name, drop in (("cond", False), ("uncond", True)):
                 found[f"gen_w_{name}"], found[f"gen_l_{name}"] = _generation_logprobs(
                     model, recs, [pairs[i]["generation"]["win"] for i in chunk],
-                    [pairs[i]["generation"]["lose"] for i in chunk], torch.full((len(chunk),), drop))
+                    [pairs[i]["generation"]["lose"] for i in chunk], torch.full((len(chunk),), drop), mask_key)
         batch: dict[str, dict[str, float]] = {}
         for name, values in found.items():
             for i, v in zip(chunk, values.tolist(), strict=True):
@@ -127,7 +134,7 @@ def step_loss(model: UnifiedModel, records: list[Record], pairs: list[dict], ref
         sides["understanding"] = Preference(pw, pl, ref[:, 0], ref[:, 1])
     if "generation" in SIDES[config.mode]:
         pw, pl = _generation_logprobs(model, records, [p["generation"]["win"] for p in pairs],
-                                      [p["generation"]["lose"] for p in pairs], unconditional)
+                                      [p["generation"]["lose"] for p in pairs], unconditional, config.mask_key)
         ref = torch.tensor([[r["gen_w_uncond"], r["gen_l_uncond"]] if drop else [r["gen_w_cond"], r["gen_l_cond"]]
                             for r, drop in zip(refs, unconditional.tolist(), strict=True)], device=device)
         sides["generation"] = Preference(pw, pl, ref[:, 0], ref[:, 1])

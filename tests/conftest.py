@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from hermes_bench.judges import read_scene
-from hermes_bench.models.tiny import build_tiny_emu3, build_tiny_janus
+from hermes_bench.models.tiny import build_tiny_emu3, build_tiny_janus, build_tiny_showo
 from hermes_bench.world import language
 from hermes_bench.world.scene import sample_scene
 
@@ -33,6 +33,12 @@ def tiny_janus(tmp_path_factory) -> Path:
 def tiny_emu3(tmp_path_factory) -> Path:
     """A tiny Emu3 (tokenizer with visual tokens, processor, VQ) saved with save_pretrained."""
     return build_tiny_emu3(tmp_path_factory.mktemp("tiny-emu3"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_showo(tmp_path_factory) -> Path:
+    """A tiny Show-o bundle in the official layout (showo/, magvitv2/, tokenizer/)."""
+    return build_tiny_showo(tmp_path_factory.mktemp("tiny-showo"), seed=1)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Load a unified model by path or hub id: the family comes from config.json's model_type."""
+"""Load a unified model by path or hub id: the family comes from config.json (transformers' model_type, or
+Show-o's `_class_name`; a Show-o bundle keeps it in showo/config.json)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from transformers import AutoConfig
+from transformers import PretrainedConfig
 
 from hermes_bench.errors import HermesBenchError, loading, refuse_remote_code
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.models.emu3 import Emu3Model
 from hermes_bench.models.janus import JanusModel
+from hermes_bench.models.showo import ShowoModel, is_showo
 
-FAMILIES = {"janus": JanusModel, "emu3": Emu3Model}
+FAMILIES = {"janus": JanusModel, "emu3": Emu3Model, "showo": ShowoModel}
 EMBEDDED_NAME = "shapes-janus-tiny (embedded default)"
 EMBEDDED_DIR = Path(str(files("hermes_bench.models"))) / "shapes_janus_tiny"  # trained: see its README.md
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -57,6 +59,8 @@ def check_source(source: str, what: str = "model folder") -> Path | None:
     of its own: a cheap check, made before any work."""
     local = Path(source).expanduser()
     looks_local = local.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
+    if (local / "showo" / "config.json").is_file():  # a Show-o bundle: its parts are folders of their own
+        return local
     if looks_local and not (local / "config.json").is_file():
         found = "has no config.json" if local.is_dir() else "does not exist"
         raise HermesBenchError(f"{what} {source} {found}: pass a folder saved with save_pretrained "
@@ -80,8 +84,16 @@ def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> 
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     with loading(f"model {source}", "check the folder's files (config, weights, tokenizer) or pass another --model"):
-        model_type = AutoConfig.from_pretrained(source, trust_remote_code=False).model_type
+        model_type = family(source, local)
         if model_type not in FAMILIES:
             raise HermesBenchError(f"model {source} has model_type {model_type!r}, which hermes-bench does not "
                                    f"support: supported types are {', '.join(sorted(FAMILIES))}")
         return FAMILIES[model_type](name, local, source, device, torch_dtype)
+
+
+def family(source: str, local: Path | None) -> str | None:
+    """The model family config.json names: `showo` for a Show-o checkpoint or bundle, else its model_type."""
+    if local is not None and (local / "showo" / "config.json").is_file():
+        return "showo"
+    config, _ = PretrainedConfig.get_config_dict(source)
+    return "showo" if is_showo(config) else config.get("model_type")

@@ -91,11 +91,13 @@ class UnifiedModel(ABC):
         the prompt built as `answer` builds it: (batch,), with gradients."""
         return token_logprobs(*self.answer_logits(prompts, images, answers))
 
-    def image_logprobs(self, prompts: list[str], tokens: torch.Tensor,
-                       unconditional: torch.Tensor | None = None) -> torch.Tensor:
+    def image_logprobs(self, prompts: list[str], tokens: torch.Tensor, unconditional: torch.Tensor | None = None,
+                       keys: list[str] | None = None) -> torch.Tensor:
         """Summed log-prob of each image's tokens given its prompt, teacher-forced; rows where `unconditional`
-        is True see the model's unconditional (CFG) prompt instead: (batch,), with gradients."""
-        return token_logprobs(*self.image_logits(prompts, tokens, unconditional))
+        is True see the model's unconditional (CFG) prompt instead: (batch,), with gradients. A family whose
+        log-prob is a Monte-Carlo estimate (Show-o) draws it from each row's key, so equal keys give equal draws
+        (default: the prompt); exact families ignore keys."""
+        return token_logprobs(*self.image_logits(prompts, tokens, unconditional, keys))
 
     @abstractmethod
     def answer_logits(self, prompts: list[str], images: list[list[Image.Image]],
@@ -108,10 +110,10 @@ class UnifiedModel(ABC):
         """The image tokenizer's codes for each image, (batch, codes): what image_logits scores."""
 
     @abstractmethod
-    def image_logits(self, prompts: list[str], tokens: torch.Tensor,
-                     unconditional: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def image_logits(self, prompts: list[str], tokens: torch.Tensor, unconditional: torch.Tensor | None = None,
+                     keys: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced logits predicting each image token as the model samples it (batch, length, vocab), the
-        target ids (batch, length) and a mask of the positions that are image codes."""
+        target ids (batch, length) and a mask of the positions scored (see image_logprobs for keys)."""
 
     @abstractmethod
     def save(self, folder: Path) -> None:

@@ -84,7 +84,7 @@ class Emu3Model(TransformersModel):
         codes = self.model.model.vqmodel.encode(pixels, inputs.image_sizes.to(self.device)).image_tokens
         return torch.stack([c.flatten() for c in codes])
 
-    def image_logits(self, prompts, tokens, unconditional=None):
+    def image_logits(self, prompts, tokens, unconditional=None, keys=None):
         drop = unconditional.tolist() if unconditional is not None else [False] * len(prompts)
         inputs, height, width = self._image_prompts(["" if d else p for p, d in zip(prompts, drop, strict=True)])
         mapping = self.model.vocabulary_mapping

@@ -37,7 +37,7 @@ class JanusModel(TransformersModel):
         pixels = pixels.pixel_values.to(self.device, dtype=self.model.dtype)
         return self.model.model.vqmodel.encode(pixels).image_tokens.view(len(images), -1)
 
-    def image_logits(self, prompts, tokens, unconditional=None):
+    def image_logits(self, prompts, tokens, unconditional=None, keys=None):
         texts = [chat_prompt(self.processor, p, 0, generation_mode="image") for p in prompts]
         inputs = self.processor(text=texts, generation_mode="image", padding=True, return_tensors="pt")
         ids, mask = inputs.input_ids.to(self.device), inputs.attention_mask.to(self.device)

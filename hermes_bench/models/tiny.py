@@ -1,13 +1,15 @@
 """Tiny unified models for the shapes world, built offline: a BPE tokenizer trained on the world's words, a
 32x32 image processor, a VQ with a 4x4 token grid and a small language model. The tiny Janus serves the tests and
-the embedded default; the tiny Emu3 proves the model interface on a second family."""
+the embedded default; the tiny Emu3 and the tiny Show-o prove the model interface on other families."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     Emu3Config,
@@ -20,11 +22,15 @@ from transformers import (
     JanusImageProcessorPil,
     JanusProcessor,
     LlamaConfig,
+    PhiConfig,
     PreTrainedTokenizerFast,
 )
 from transformers.models.emu3.configuration_emu3 import Emu3TextConfig, Emu3VQVAEConfig
 from transformers.models.janus.configuration_janus import JanusVisionConfig, JanusVQVAEConfig
 
+from hermes_bench.models.magvitv2 import MagvitSizes
+from hermes_bench.models.showo import build_magvit, build_network, phi_config
+from hermes_bench.models.showo_prompting import NEW_TOKENS
 from hermes_bench.world import language
 from hermes_bench.world.benchmarks import POPE_SPLITS, geneval_metadata
 from hermes_bench.world.questions import question_pairs
@@ -48,15 +54,21 @@ def world_corpus(seed: int = 0, n: int = 400) -> list[str]:
     return texts
 
 
-def build_tokenizer(corpus: list[str], special: list[str], named: dict[str, str],
-                    vocab_size: int = 512) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on the corpus; special[0:3] are BOS, EOS and pad (ids 0-2, BOS prepended);
-    `named` gives the model-specific special tokens their attribute names (image_token, boi_token, ...)."""
+def train_bpe(corpus: list[str], special: list[str], vocab_size: int = 512) -> Tokenizer:
+    """A byte-level BPE trained on the corpus, the special tokens first."""
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return tk
+
+
+def build_tokenizer(corpus: list[str], special: list[str], named: dict[str, str],
+                    vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on the corpus; special[0:3] are BOS, EOS and pad (ids 0-2, BOS prepended);
+    `named` gives the model-specific special tokens their attribute names (image_token, boi_token, ...)."""
+    tk = train_bpe(corpus, special, vocab_size)
     tk.post_processor = processors.TemplateProcessing(single=f"{special[0]} $A", special_tokens=[(special[0], 0)])
     return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token=special[0], eos_token=special[1],
                                    pad_token=special[2], padding_side="left", extra_special_tokens=named)
@@ -129,4 +141,43 @@ def build_tiny_emu3(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int 
     model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=1, pad_token_id=2, guidance_scale=2.0)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_showo(out_dir: Path, seed: int = 0, hidden: int = 64, layers: int = 2, codebook_bits: int = 6,
+                     weights: str = "pytorch_model.safetensors") -> Path:
+    """Save a randomly initialised tiny Show-o as a bundle in the official layout: showo/ (config.json with
+    `_class_name: "Showo"`, weights under `showo.`), magvitv2/ (MAGVIT-v2 weights; its config.json gives the tiny
+    sizes) and tokenizer/ (a phi-style byte-level BPE whose only special token is <|endoftext|>, and the Phi
+    config). 32x32 images make a 4x4 grid of 2**codebook_bits codes."""
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=train_bpe(world_corpus(seed), ["<|endoftext|>"]),
+                                        bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                        unk_token="<|endoftext|>")  # no post-processor: phi adds no <bos>
+    llm_vocab = len(tokenizer)
+    llm = PhiConfig(vocab_size=llm_vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                    num_attention_heads=4, partial_rotary_factor=0.5, max_position_embeddings=512,
+                    bos_token_id=0, eos_token_id=0, qk_layernorm=False)  # Show-o turns QK LayerNorm on itself
+    codes = 2 ** codebook_bits
+    vocab_size = llm_vocab + NEW_TOKENS + codes + 1
+    coder = {"ch": 32, "ch_mult": [1, 1, 1, 2], "num_res_blocks": [1, 1, 1, 1], "attn_resolutions": [8],
+             "resolution": IMAGE_SIZE, "z_channels": codebook_bits}
+    torch.manual_seed(seed)
+    magvit = build_magvit(MagvitSizes.from_config({"encoder": coder, "decoder": coder}), "cpu")
+    network = build_network(phi_config(llm, vocab_size), "cpu")
+    showo = {"_class_name": "Showo", "_diffusers_version": "0.30.1", "w_clip_vit": False, "vocab_size": vocab_size,
+             "llm_vocab_size": llm_vocab, "llm_model_path": "microsoft/phi-1_5", "codebook_size": codes,
+             "num_vq_tokens": (IMAGE_SIZE // 8) ** 2, "load_from_showo": False, "mask_token_id": vocab_size - 1}
+    for part, module, config, name in (
+            ("showo", network, showo, weights),
+            ("magvitv2", magvit, {"_class_name": "MAGVITv2", "_diffusers_version": "0.30.1", "encoder": coder,
+                                  "decoder": coder}, "pytorch_model.safetensors")):
+        (out_dir / part).mkdir(parents=True, exist_ok=True)
+        (out_dir / part / "config.json").write_text(json.dumps(config, indent=2))
+        state = {k: v.contiguous() for k, v in module.state_dict().items()}
+        if name.endswith(".bin"):
+            torch.save(state, out_dir / part / name)
+        else:
+            save_file(state, out_dir / part / name, metadata={"format": "pt"})
+    tokenizer.save_pretrained(out_dir / "tokenizer")
+    llm.save_pretrained(out_dir / "tokenizer")
     return out_dir
