@@ -88,6 +88,21 @@ def test_a_key_mismatch_names_the_part_and_the_keys(tiny_showo, tmp_path):
         load_model(str(broken), "cpu")
 
 
+class _RunsCode:
+    def __reduce__(self):
+        return (print, ("this pickle ran code",))
+
+
+def test_a_bin_that_would_run_code_is_refused_not_run(tiny_showo, tmp_path, capsys):
+    planted = tmp_path / "planted"
+    shutil.copytree(tiny_showo, planted)
+    (planted / "showo" / "pytorch_model.safetensors").unlink()
+    torch.save({"x": _RunsCode()}, planted / "showo" / "pytorch_model.bin")
+    with pytest.raises(HermesBenchError, match="refuses to load"):
+        load_model(str(planted), "cpu")
+    assert "this pickle ran code" not in capsys.readouterr().out
+
+
 def test_clip_vit_checkpoints_are_refused_in_one_line(tiny_showo, tmp_path):
     clip = tmp_path / "clip"
     shutil.copytree(tiny_showo, clip)

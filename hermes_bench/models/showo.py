@@ -18,6 +18,7 @@ import copy
 import inspect
 import json
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,12 @@ def _weights(source: str, what: str) -> dict[str, torch.Tensor]:
         if path is not None:
             if name.endswith(".safetensors"):
                 return load_file(path)
-            return torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
+            try:  # tensors only: a pickle that would run code is refused, not run
+                return torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError:
+                raise HermesBenchError(f"{what} {source}: {name} holds more than tensors (a pickle that would run "
+                                       "code), which hermes-bench refuses to load: save the weights as safetensors"
+                                       ) from None
     raise HermesBenchError(f"{what} {source} has no weights ({' or '.join(WEIGHT_NAMES)}), neither in a folder nor "
                            "in the hub cache: download the checkpoint in full")
 
