@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hermes_bench.align.data import Record
-from hermes_bench.align.processes import merged, my_batches
-from hermes_bench.align.scorers import CaptionScorer, ImageScorer
+from hermes_bench.align.sample_scores import CaptionScorer, ImageScorer
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
-from hermes_bench.results import SampleCache, digest
+from hermes_bench.processes import merged, my_batches
+from hermes_bench.storage import SampleCache, digest
 
 PAIRINGS = ("hermesflow", "on-policy")
 CAPTION_PROMPT = IMAGE_PLACEHOLDER + "Describe the image in one sentence."  # the same prompt in curation and training

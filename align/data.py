@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from hermes_bench.errors import HermesBenchError, contained
 from hermes_bench.hub import decode_image, load_split
 from hermes_bench.judges import YES_NO, MCQuestion, parse_questions
-from hermes_bench.world.benchmarks import homologous
+from hermes_bench.world.datasets import homologous
 from hermes_bench.world.scene import Scene, render
 
 

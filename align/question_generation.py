@@ -11,9 +11,9 @@ from abc import ABC, abstractmethod
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.errors import loading, refuse_remote_code
 from hermes_bench.judges import MCQuestion
+from hermes_bench.processes import merged, my_batches
 
 FEW_SHOT = """Write multiple-choice questions that check whether an image matches its description.
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from hermes_bench.align.gate import SIDES
 from hermes_bench.report.leaderboard import FORMATS, table
-from hermes_bench.results import atomic_write_bytes
+from hermes_bench.storage import atomic_write_bytes
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt

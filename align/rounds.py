@@ -18,10 +18,9 @@ from accelerate import PartialState
 from hermes_bench.align.curate import PAIRINGS, CurationConfig, Samples, caption_samples, image_samples, pairs_table
 from hermes_bench.align.data import load_questions, load_records
 from hermes_bench.align.gate import Decision, compare
-from hermes_bench.align.processes import from_main, is_main, wait
 from hermes_bench.align.question_generation import LMQuestionGenerator
 from hermes_bench.align.report import plot_rounds, write_table
-from hermes_bench.align.scorers import (
+from hermes_bench.align.sample_scores import (
     CaptionScorer,
     EmbeddingChoice,
     ImageScorer,
@@ -37,8 +36,9 @@ from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, evaluate
 from hermes_bench.judges import ChoiceMatcher, ExactChoice
 from hermes_bench.models import check_source, embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
+from hermes_bench.processes import from_main, is_main, wait
 from hermes_bench.registry import Registry
-from hermes_bench.results import (
+from hermes_bench.storage import (
     SampleCache,
     atomic_write_json,
     atomic_write_jsonl,

@@ -23,10 +23,10 @@ from transformers import get_cosine_schedule_with_warmup
 from hermes_bench.align.curate import CAPTION_PROMPT
 from hermes_bench.align.data import Record
 from hermes_bench.align.pair_dpo import Preference, pair_dpo_loss
-from hermes_bench.align.processes import merged, my_batches
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.results import SampleCache, atomic_write_bytes, digest
+from hermes_bench.processes import merged, my_batches
+from hermes_bench.storage import SampleCache, atomic_write_bytes, digest
 
 MODES = ("pair", "understanding", "generation")  # Pair-DPO, and the paper's two single-modality ablations
 SIDES = {"pair": ("understanding", "generation"), "understanding": ("understanding",),

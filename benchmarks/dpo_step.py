@@ -97,7 +97,7 @@ def main() -> None:
     if args.variant:
         print(json.dumps(run_variant(args.variant, args, Path(args.folder))))
         return
-    from hermes_bench.models.tiny import build_tiny_janus
+    from hermes_bench.embedded.tiny import build_tiny_janus
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_tiny_janus(Path(tmp), seed=0, hidden=args.hidden, layers=args.layers)

@@ -14,9 +14,9 @@ from hermes_bench.cli import _quiet_libraries
 from hermes_bench.detectors.mask2former import Mask2FormerClip
 from hermes_bench.detectors.shapes import ShapesDetector
 from hermes_bench.detectors.tiny import build_tiny_clip, build_tiny_mask2former
+from hermes_bench.embedded.tiny import build_tiny_janus
 from hermes_bench.models import load_model
-from hermes_bench.models.tiny import build_tiny_janus
-from hermes_bench.world.benchmarks import geneval_metadata
+from hermes_bench.world.datasets import geneval_metadata
 
 N_PER_PROMPT = 4
 

@@ -14,8 +14,8 @@ from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 
 from hermes_bench.cli import _quiet_libraries
+from hermes_bench.embedded.tiny import build_tiny_janus
 from hermes_bench.models import load_model
-from hermes_bench.models.tiny import build_tiny_janus
 from hermes_bench.registry import BUILTIN_TASKS
 from hermes_bench.runners.understanding import run_understanding
 

@@ -245,10 +245,10 @@ def align_command(model, rounds, data, records, questions, question_generator, m
     from dataclasses import replace
 
     from hermes_bench.align.curate import CurationConfig
-    from hermes_bench.align.processes import is_main
     from hermes_bench.align.report import deltas_frame, summary_frame
     from hermes_bench.align.rounds import AlignConfig, align
     from hermes_bench.align.trainer import TrainingConfig
+    from hermes_bench.processes import is_main
     from hermes_bench.report.leaderboard import table
 
     if len(coefficients) != 2:
@@ -302,11 +302,11 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, d
     _quiet_libraries()
     from dataclasses import replace
 
+    from hermes_bench.embedded.recipe import TrainConfig, train_embedded
+    from hermes_bench.embedded.release import select_guidance, write_card
     from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, run_eval
     from hermes_bench.models import resolve_device
-    from hermes_bench.results import check_writable
-    from hermes_bench.world.release import select_guidance, write_card
-    from hermes_bench.world.training import TrainConfig, train_embedded
+    from hermes_bench.storage import check_writable
 
     check_writable(output)
     config = TrainConfig(seed=seed, device=resolve_device(device))
@@ -346,7 +346,7 @@ def tasks_command(include_paths) -> None:
 def leaderboard_command(results, fmt, output, details, reference) -> None:
     """Tabulate one or more runs (results.json files or run folders)."""
     from hermes_bench.report.leaderboard import render
-    from hermes_bench.results import atomic_write_bytes, load_results
+    from hermes_bench.storage import atomic_write_bytes, load_results
 
     text = render([load_results(p) for p in results], fmt, details, reference)
     if output:
@@ -377,7 +377,7 @@ def score_command(benchmark, folder, output, detector_model, clip_model, judge, 
     (GenEval: FOLDER/<00000>/metadata.jsonl + samples/<0000>.png; DPG-Bench: FOLDER/<item_id>.png grids)."""
     _quiet_libraries()
     from hermes_bench.report.leaderboard import render
-    from hermes_bench.score import ScoreConfig, score_images
+    from hermes_bench.score_images import ScoreConfig, score_images
 
     run = score_images(ScoreConfig(benchmark, folder, output, device, batch_size=batch_size,
                                    detector_model=detector_model, clip_model=clip_model, judge=judge,

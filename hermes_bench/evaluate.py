@@ -18,13 +18,13 @@ from hermes_bench.models import EMBEDDED_NAME, check_source, load_model, resolve
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
 from hermes_bench.report import lm_eval_results as lm_eval_format
-from hermes_bench.results import atomic_write_jsonl, check_writable, remove_partial_writes
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
 from hermes_bench.runners import homologous_gap as homologous_gap_runner
 from hermes_bench.runners import shapes_gap as shapes_gap_runner
 from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.runners.understanding import load_tasks, run_understanding
+from hermes_bench.storage import atomic_write_jsonl, check_writable, remove_partial_writes
 from hermes_bench.summary import Part, Scored, scored_generation, write_run
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")

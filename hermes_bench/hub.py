@@ -15,7 +15,7 @@ import datasets
 from PIL import Image, UnidentifiedImageError
 
 from hermes_bench.errors import HermesBenchError, contained
-from hermes_bench.results import stat_fingerprint
+from hermes_bench.storage import stat_fingerprint
 
 DATA_DIR_ENV = "HERMES_BENCH_DATA_DIR"
 # where each dataset of this process's runs came from, and a fingerprint of what it held: results.json records it

@@ -12,8 +12,8 @@ from PIL import Image
 from hermes_bench.detectors.shapes import detect
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer
-from hermes_bench.results import SampleCache, digest
 from hermes_bench.scoring.pope import parse_answer
+from hermes_bench.storage import SampleCache, digest
 from hermes_bench.world import language
 from hermes_bench.world.questions import Question, answer
 from hermes_bench.world.scene import CELL, GRID, Scene, SceneObject

@@ -20,9 +20,9 @@ import numpy as np
 
 from hermes_bench import __version__
 from hermes_bench.registry import TaskSpec
-from hermes_bench.results import RESULTS_FILE, atomic_write_json, atomic_write_jsonl
 from hermes_bench.runners.generation import GenerationResult
 from hermes_bench.scoring.stats import CONFIDENCE, N_BOOTSTRAP, bootstrap_distribution, interval
+from hermes_bench.storage import RESULTS_FILE, atomic_write_json, atomic_write_jsonl
 
 PACKAGES = ("hermes-bench", "torch", "transformers", "accelerate", "lm_eval", "datasets", "numpy")
 

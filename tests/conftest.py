@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
+from hermes_bench.embedded.tiny import build_tiny_emu3, build_tiny_janus, build_tiny_showo
 from hermes_bench.judges import read_scene
-from hermes_bench.models.tiny import build_tiny_emu3, build_tiny_janus, build_tiny_showo
 from hermes_bench.world import language
 from hermes_bench.world.scene import sample_scene
 

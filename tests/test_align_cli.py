@@ -9,7 +9,7 @@ from PIL import Image
 from hermes_bench.align.data import shapes_records
 from hermes_bench.cli import main
 from hermes_bench.models import embedded_model_dir
-from hermes_bench.results import files_sha256
+from hermes_bench.storage import files_sha256
 
 pytestmark = pytest.mark.slow  # subprocesses, training or several processes
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from hermes_bench.align.curate import CurationConfig, Pair, Samples, pairs_table, select
 from hermes_bench.align.data import json_records, load_questions, load_records, shapes_records
-from hermes_bench.align.scorers import (
+from hermes_bench.align.sample_scores import (
     EmbeddingChoice,
     OracleVQA,
     SceneCaptionScorer,

@@ -15,7 +15,7 @@ from hermes_bench.cli import main
 from hermes_bench.models import embedded_model_dir
 from hermes_bench.models.api import STRICT_JUDGE, APIModel
 from hermes_bench.models.base import IMAGE_PLACEHOLDER
-from hermes_bench.world.benchmarks import homologous
+from hermes_bench.world.datasets import homologous
 from hermes_bench.world.scene import COLORS, Scene, SceneObject, render
 
 TASK = ("task: {name}\nkind: gap\nbenchmark: homologous_gap\n"

@@ -4,11 +4,11 @@ import re
 import pytest
 import torch
 
+from hermes_bench.embedded.release import WEIGHTS
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import EMBEDDED_DIR, EMBEDDED_NAME, load_model
 from hermes_bench.models.base import chat_prompt
-from hermes_bench.results import files_sha256
-from hermes_bench.world.release import WEIGHTS
+from hermes_bench.storage import files_sha256
 from hermes_bench.world.scene import IMAGE_SIZE, render, sample_scene
 
 

@@ -12,8 +12,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from hermes_bench.align.data import shapes_records
 from hermes_bench.align.question_generation import FEW_SHOT, LMQuestionGenerator, described, parse_generated
 from hermes_bench.cli import main
+from hermes_bench.embedded.tiny import build_tokenizer
 from hermes_bench.judges import MCQuestion
-from hermes_bench.models.tiny import build_tokenizer
 
 pytestmark = pytest.mark.slow  # subprocesses, training or several processes
 

@@ -141,7 +141,7 @@ def test_geneval_equal_scores_are_ordered_as_the_references_reversed_argsort():
     dets = [_det("square", 0.8, color="blue"), _det("square", 0.8, color="green"), _det("square", 0.8, color="red")]
     assert [d.color for d in geneval.select(dets, "colors")["square"]] == ["red", "green", "blue"]
     meta = {"tag": "colors", "include": [{"class": "square", "count": 1, "color": "red"}]}
-    assert geneval.judge(geneval.select(dets, "colors"), meta)[0]
+    assert geneval.grade(geneval.select(dets, "colors"), meta)[0]
 
 
 def test_geneval_summary_percentages_and_tag_order():
@@ -170,7 +170,7 @@ class _Answers:
 def test_an_answer_that_starts_with_a_newline_reaches_the_scorer_whole(tmp_path):
     from lm_eval.api.instance import Instance
 
-    from hermes_bench.results import SampleCache
+    from hermes_bench.storage import SampleCache
 
     lm = UnifiedLM(_Answers(), SampleCache(tmp_path, "understanding"), batch_size=4, progress=False)
     request = Instance("generate_until", {}, ("Is there a cat?", {"until": [], "max_gen_toks": 16}, {}), 0)

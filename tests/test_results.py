@@ -1,7 +1,7 @@
 import json
 
-from hermes_bench.results import SampleCache, atomic_write_json, digest
 from hermes_bench.runners.understanding import _truncate
+from hermes_bench.storage import SampleCache, atomic_write_json, digest
 
 
 def test_cache_survives_a_torn_last_line(tmp_path):

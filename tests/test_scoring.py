@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hermes_bench.scoring import mme, pope
-from hermes_bench.scoring.geneval import Detection, judge, relative_position, select, tag_scores
+from hermes_bench.scoring.geneval import Detection, grade, relative_position, select, tag_scores
 from hermes_bench.scoring.stats import bootstrap_distribution, interval
 
 
@@ -59,32 +59,32 @@ def test_geneval_counting_needs_exactly_n_through_the_exclude_clause():
     meta = {"tag": "counting", "include": [{"class": "circle", "count": 2}],
             "exclude": [{"class": "circle", "count": 3}]}
     two = [_det("circle"), _det("circle")]
-    assert judge(select(two, "counting"), meta)[0]
-    assert not judge(select([*two, _det("circle")], "counting"), meta)[0]
-    assert not judge(select([_det("circle")], "counting"), meta)[0]
+    assert grade(select(two, "counting"), meta)[0]
+    assert not grade(select([*two, _det("circle")], "counting"), meta)[0]
+    assert not grade(select([_det("circle")], "counting"), meta)[0]
 
 
 def test_geneval_counting_threshold_is_0_9_and_strict():
     meta = {"tag": "counting", "include": [{"class": "circle", "count": 2}],
             "exclude": [{"class": "circle", "count": 3}]}
     dets = [_det("circle", 0.95), _det("circle", 0.92), _det("circle", 0.9)]  # 0.9 is not > 0.9
-    assert judge(select(dets, "counting"), meta)[0]
+    assert grade(select(dets, "counting"), meta)[0]
     assert len(select(dets, "two_object")["circle"]) == 3  # 0.3 elsewhere
     assert select([_det("circle", 0.3)], "single_object") == {}
 
 
 def test_geneval_color_checks_the_top_count_by_confidence():
     meta = {"tag": "colors", "include": [{"class": "square", "count": 1, "color": "red"}]}
-    assert judge(select([_det("square", 0.8, color="blue"), _det("square", 0.9, color="red")], "colors"), meta)[0]
-    assert not judge(select([_det("square", 0.9, color="blue"), _det("square", 0.8, color="red")], "colors"),
+    assert grade(select([_det("square", 0.8, color="blue"), _det("square", 0.9, color="red")], "colors"), meta)[0]
+    assert not grade(select([_det("square", 0.9, color="blue"), _det("square", 0.8, color="red")], "colors"),
                      meta)[0]
 
 
 def test_geneval_color_majority_with_a_classifier():
     meta = {"tag": "color_attr", "include": [{"class": "dog", "count": 2, "color": "brown"}]}
     dets = select([_det("dog", 0.9), _det("dog", 0.8)], "color_attr")
-    assert judge(dets, meta, classify_colors=lambda ds: ["brown", "brown"])[0]
-    assert not judge(dets, meta, classify_colors=lambda ds: ["brown", "black"])[0]
+    assert grade(dets, meta, classify_colors=lambda ds: ["brown", "brown"])[0]
+    assert not grade(dets, meta, classify_colors=lambda ds: ["brown", "black"])[0]
 
 
 @pytest.mark.parametrize(("box_a", "relations"), [
@@ -111,11 +111,11 @@ def test_geneval_position_clause_uses_its_target_group():
                                            {"class": "circle", "count": 1, "position": ["left of", 0]}]}
     ok = [_det("square", box=(40, 0, 50, 10)), _det("circle", box=(0, 0, 10, 10))]
     bad = [_det("square", box=(0, 0, 10, 10)), _det("circle", box=(40, 0, 50, 10))]
-    assert judge(select(ok, "position"), meta) == (True, "")
-    correct, reason = judge(select(bad, "position"), meta)
+    assert grade(select(ok, "position"), meta) == (True, "")
+    correct, reason = grade(select(bad, "position"), meta)
     assert not correct and "left of" in reason
     no_target = [_det("circle", box=(0, 0, 10, 10))]
-    assert "no target" in judge(select(no_target, "position"), meta)[1]
+    assert "no target" in grade(select(no_target, "position"), meta)[1]
 
 
 def test_geneval_overall_is_the_unweighted_mean_of_tags():

@@ -10,7 +10,7 @@ from PIL import Image
 from hermes_bench.cli import main
 from hermes_bench.judges import ExactJudge
 from hermes_bench.runners.shapes_gap import metrics
-from hermes_bench.world.benchmarks import homologous
+from hermes_bench.world.datasets import homologous
 from hermes_bench.world.questions import QUESTION_TYPES
 
 

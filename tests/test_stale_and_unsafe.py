@@ -16,7 +16,7 @@ from hermes_bench.align.trainer import TrainingConfig, train
 from hermes_bench.cli import main
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import embedded_model_dir, load_model
-from hermes_bench.results import SampleCache
+from hermes_bench.storage import SampleCache
 
 POPE = ["--tasks", "shapes_pope_random", "--limit", "8", "--batch-size", "8", "--no-progress"]
 
@@ -124,7 +124,7 @@ def test_a_killed_curation_resumes_and_loses_at_most_one_batch(tmp_path):
         return answer(*args, **kwargs)
 
     model.answer = dies_after_three
-    scorer = __import__("hermes_bench.align.scorers", fromlist=["SceneCaptionScorer"]).SceneCaptionScorer()
+    scorer = __import__("hermes_bench.align.sample_scores", fromlist=["SceneCaptionScorer"]).SceneCaptionScorer()
     with pytest.raises(KeyboardInterrupt):
         caption_samples(model, records, scorer, config, SampleCache(tmp_path, "curation"))
     calls.clear()
@@ -146,7 +146,7 @@ def test_secrets_are_redacted_from_messages():
 def test_output_files_respect_the_umask_and_killed_writes_are_cleaned(tmp_path):
     import os
 
-    from hermes_bench.results import atomic_write_json, remove_partial_writes
+    from hermes_bench.storage import atomic_write_json, remove_partial_writes
 
     old = os.umask(0o022)
     try:

@@ -5,7 +5,7 @@ from PIL import Image
 
 from hermes_bench.detectors.shapes import detect
 from hermes_bench.scoring.geneval import TAGS
-from hermes_bench.world import benchmarks, language
+from hermes_bench.world import datasets, language
 from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
 
 
@@ -35,7 +35,7 @@ def test_caption_groups_objects_by_name():
 
 
 def test_pope_rows_follow_the_hub_schema_and_balance_yes_no():
-    rows = benchmarks.pope("adversarial", n_images=30, seed=5)["test"]
+    rows = datasets.pope("adversarial", n_images=30, seed=5)["test"]
     assert set(rows.features) == {"id", "question_id", "question", "answer", "image_source", "image", "category"}
     answers = rows["answer"]
     assert answers.count("yes") == answers.count("no") > 0
@@ -52,8 +52,8 @@ def _probe(question):
 
 def test_pope_answers_are_true_of_the_image_and_strategies_differ():
     negatives = {}
-    for split in benchmarks.POPE_SPLITS:
-        rows = benchmarks.pope(split, 40, seed=5)["test"]
+    for split in datasets.POPE_SPLITS:
+        rows = datasets.pope(split, 40, seed=5)["test"]
         for row in rows:
             assert (_probe(row["question"]) in _names_in(row["image"])) == (row["answer"] == "yes")
         negatives[split] = [r["question"] for r in rows if r["answer"] == "no"]
@@ -61,7 +61,7 @@ def test_pope_answers_are_true_of_the_image_and_strategies_differ():
 
 
 def test_mme_has_one_true_and_one_false_question_per_image():
-    rows = benchmarks.mme(n_images=10, seed=3)["test"]
+    rows = datasets.mme(n_images=10, seed=3)["test"]
     by_image = {}
     for r in rows:
         by_image.setdefault(r["question_id"], []).append(r["answer"])
@@ -72,14 +72,14 @@ def test_mme_has_one_true_and_one_false_question_per_image():
 
 def test_mme_questions_are_true_of_their_scene():
     """Rendering the scene and asking the exact detector agrees with each 'Yes' existence question."""
-    rows = benchmarks.mme(n_images=10, seed=3)["test"]
+    rows = datasets.mme(n_images=10, seed=3)["test"]
     for r in rows:
         if r["category"] == "existence":
             assert (_probe(r["question"]) in _names_in(r["image"])) == (r["answer"] == "Yes")
 
 
 def test_geneval_metadata_schema():
-    prompts = benchmarks.geneval_metadata(n_per_tag=5, seed=1)
+    prompts = datasets.geneval_metadata(n_per_tag=5, seed=1)
     assert [p["tag"] for p in prompts] == [t for t in TAGS for _ in range(5)]
     for p in prompts:
         assert {"tag", "prompt", "include"} <= set(p)

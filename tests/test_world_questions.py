@@ -2,7 +2,7 @@ import random
 
 from hermes_bench.judges import ExactJudge, read_scene
 from hermes_bench.world import language
-from hermes_bench.world.benchmarks import homologous
+from hermes_bench.world.datasets import homologous
 from hermes_bench.world.questions import QUESTION_TYPES, Question, answer, question_pairs
 from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
 

@@ -9,12 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from hermes_bench.cli import main
-from hermes_bench.models import load_model
-from hermes_bench.models.tiny import BOI, BOS, PAD, tiny_janus
-from hermes_bench.results import files_sha256
-from hermes_bench.world.release import WEIGHTS
-from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
-from hermes_bench.world.training import (
+from hermes_bench.embedded.recipe import (
     Tokens,
     TrainConfig,
     build_examples,
@@ -23,6 +18,11 @@ from hermes_bench.world.training import (
     train_embedded,
     unconditional,
 )
+from hermes_bench.embedded.release import WEIGHTS
+from hermes_bench.embedded.tiny import BOI, BOS, PAD, tiny_janus
+from hermes_bench.models import load_model
+from hermes_bench.storage import files_sha256
+from hermes_bench.world.scene import Scene, SceneObject, render, sample_scene
 
 pytestmark = pytest.mark.slow  # subprocesses, training or several processes
 

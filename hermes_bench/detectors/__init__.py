@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hermes_bench.detectors.base import Detector
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.results import stat_fingerprint
+from hermes_bench.storage import stat_fingerprint
 
 
 def fingerprint(config: str | dict) -> list:

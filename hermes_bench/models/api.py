@@ -13,7 +13,7 @@ from PIL import Image
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import IMAGE_PLACEHOLDER
-from hermes_bench.results import digest
+from hermes_bench.storage import digest
 
 PREFIX = "openai:"
 # The paper told its GPT-4o judge to be strict about blur and missing objects.

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor
 
-from hermes_bench.results import digest, files_sha256
+from hermes_bench.storage import digest, files_sha256
 
 IMAGE_PLACEHOLDER = "<image>"  # lm-eval's generic placeholder; adapters swap in their own image token
 

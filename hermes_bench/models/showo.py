@@ -45,7 +45,7 @@ from hermes_bench.models.showo_prompting import (
     t2i_attention_mask,
     t2i_ids,
 )
-from hermes_bench.results import files_sha256
+from hermes_bench.storage import files_sha256
 
 BUNDLE = ("showo", "magvitv2", "tokenizer")
 MAGVIT_SOURCE = "showlab/magvitv2"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.results import digest
+from hermes_bench.storage import digest
 
 TASK_TOKENS = ("<|soi|>", "<|eoi|>", "<|sov|>", "<|eov|>", "<|t2i|>", "<|mmu|>", "<|t2v|>", "<|v2v|>", "<|lvg|>")
 NEW_TOKENS = 1 + len(TASK_TOKENS)  # [PAD] and the task tokens, added after the language model's vocabulary

@@ -18,7 +18,7 @@ from lm_eval.loggers import EvaluationTracker
 from lm_eval.utils import hash_string
 
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.results import PARTIAL
+from hermes_bench.storage import PARTIAL
 from hermes_bench.summary import Scored
 
 FOLDER = "lm_eval"

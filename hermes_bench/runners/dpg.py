@@ -18,9 +18,9 @@ from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV, record_source
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer, UnifiedModel
 from hermes_bench.registry import TaskSpec
-from hermes_bench.results import SampleCache, atomic_save_png, digest
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
 from hermes_bench.scoring import dpg
+from hermes_bench.storage import SampleCache, atomic_save_png, digest
 
 MIRROR_PATH = "TencentQQGYLab/ELLA/dpg_bench"
 JUDGE_MAX_TOKENS = 8

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import Answerer, UnifiedModel
-from hermes_bench.results import SampleCache, digest
+from hermes_bench.storage import SampleCache, digest
 
 SaveImages = Callable[[int, list[Image.Image]], list[Path]]  # (prompt index, its images) -> files written
 

@@ -21,10 +21,10 @@ from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV, record_source
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import BUILTIN_TASKS, TaskSpec
-from hermes_bench.results import SampleCache, atomic_save_png, atomic_write_jsonl, digest
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
 from hermes_bench.scoring import geneval
-from hermes_bench.world import benchmarks
+from hermes_bench.storage import SampleCache, atomic_save_png, atomic_write_jsonl, digest
+from hermes_bench.world import datasets
 
 MIRROR_PATH = "djghosh13/geneval/prompts/evaluation_metadata.jsonl"
 # GenEval's prompt file (djghosh13/geneval at af4902f, MIT licence beside it), shipped with the package
@@ -95,7 +95,7 @@ def reference_metadata() -> list[dict]:
 def load_prompts(config: dict, base: Path) -> list[dict]:
     source = config.get("source")
     if source == "shapes":
-        return benchmarks.geneval_metadata(config["n_per_tag"], config["seed"])
+        return datasets.geneval_metadata(config["n_per_tag"], config["seed"])
     if source == "jsonl":
         path = (base / config["path"]).resolve()
         record_source(str(path), path)
@@ -151,7 +151,7 @@ def score_folder(folder: Path, detector: Detector, detector_key: object, cache: 
         for j, detections in zip(todo, detector.detect([images[j] for j in todo]) if todo else [], strict=True):
             record, image = chunk[j][1], images[j]
             objects = geneval.select(detections, record["tag"])
-            correct, reason = geneval.judge(objects, record,
+            correct, reason = geneval.grade(objects, record,
                                             lambda found, im=image: detector.colors(im, found, found[0].label))
             verdicts[keys[j]] = {"correct": correct, "reason": reason, "detections": [
                 [d.label, d.color, round(d.score, 4), d.box] for ds in objects.values() for d in ds]}

@@ -23,9 +23,9 @@ from hermes_bench.hub import decode_image, load_split
 from hermes_bench.judges import ExactChoice, ask, parse_questions
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
-from hermes_bench.results import SampleCache, atomic_save_png
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
 from hermes_bench.runners.shapes_gap import gap, sides
+from hermes_bench.storage import SampleCache, atomic_save_png
 
 
 def _rows(spec: TaskSpec, limit: int | None) -> list[tuple]:

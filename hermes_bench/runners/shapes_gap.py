@@ -19,9 +19,9 @@ from accelerate import PartialState
 from hermes_bench.judges import ExactJudge, Judge, ModelJudge
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
-from hermes_bench.results import SampleCache, atomic_save_png
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
-from hermes_bench.world.benchmarks import homologous
+from hermes_bench.storage import SampleCache, atomic_save_png
+from hermes_bench.world.datasets import homologous
 from hermes_bench.world.questions import QUESTION_TYPES
 from hermes_bench.world.scene import render
 

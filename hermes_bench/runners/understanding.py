@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.results import SampleCache, digest
+from hermes_bench.storage import SampleCache, digest
 
 
 class UnifiedLM(LM):

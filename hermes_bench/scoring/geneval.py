@@ -76,7 +76,7 @@ def relative_position(a: Detection, b: Detection, margin: float = POSITION_MARGI
     return relations
 
 
-def judge(objects: dict[str, list[Detection]], metadata: dict,
+def grade(objects: dict[str, list[Detection]], metadata: dict,
           classify_colors: ColorClassifier = known_colors) -> tuple[bool, str]:
     """Whether the selected objects satisfy every include clause and no exclude clause, with the reasons."""
     correct = True

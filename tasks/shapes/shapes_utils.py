@@ -2,18 +2,18 @@
 scoring are the real benchmarks' (tasks/pope, tasks/mme)."""
 
 from hermes_bench.scoring import mme
-from hermes_bench.world import benchmarks
+from hermes_bench.world import datasets
 
 
 def pope_dataset(split: str, n_images: int, seed: int, **_):
-    return benchmarks.pope(split, n_images, seed)
+    return datasets.pope(split, n_images, seed)
 
 
 def mme_dataset(n_images: int, seed: int, **_):
-    return benchmarks.mme(n_images, seed)
+    return datasets.mme(n_images, seed)
 
 
 def mme_process_results(doc, results):
     """MME's item for the perception score and the four subtasks this world asks about."""
     item = mme.item(results[0], doc["answer"], doc["question_id"], doc["category"])
-    return dict.fromkeys(("mme_perception_score", *benchmarks.MME_SUBTASKS), item)
+    return dict.fromkeys(("mme_perception_score", *datasets.MME_SUBTASKS), item)

@@ -3,7 +3,7 @@ import json, os, shutil, sys
 from pathlib import Path
 import torch
 from PIL import Image
-from hermes_bench.models.tiny import build_tiny_showo
+from hermes_bench.embedded.tiny import build_tiny_showo
 from hermes_bench.models import load_model
 from hermes_bench.models.showo import image_transform
 from hermes_bench.models.showo_prompting import dpo_image_mask, t2i_ids, t2i_attention_mask, maskgit_generate

@@ -11,10 +11,10 @@ from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import check_source, resolve_device
 from hermes_bench.registry import Registry
 from hermes_bench.report import lm_eval_results as lm_eval_format
-from hermes_bench.results import SampleCache, check_writable, remove_partial_writes
 from hermes_bench.runners import dpg as dpg_runner
 from hermes_bench.runners import geneval as geneval_runner
 from hermes_bench.runners.generation import GenerationSettings
+from hermes_bench.storage import SampleCache, check_writable, remove_partial_writes
 from hermes_bench.summary import scored_generation, write_run
 
 

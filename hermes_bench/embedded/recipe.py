@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
+from hermes_bench.embedded.tiny import BOI, BOS, EOS, PAD, tiny_janus
 from hermes_bench.models.base import mask_positions
-from hermes_bench.models.tiny import BOI, BOS, EOS, PAD, tiny_janus
-from hermes_bench.results import atomic_write_bytes, atomic_write_json, digest
+from hermes_bench.storage import atomic_write_bytes, atomic_write_json, digest
 from hermes_bench.tasks.mme.mme_utils import doc_to_text as mme_prompt
 from hermes_bench.tasks.pope.pope_utils import doc_to_text as pope_prompt
 from hermes_bench.world import language

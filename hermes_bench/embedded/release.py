@@ -10,8 +10,8 @@ from transformers import GenerationConfig
 
 from hermes_bench.judges import ExactJudge
 from hermes_bench.models import load_model
-from hermes_bench.results import atomic_write_bytes, files_sha256
-from hermes_bench.world.benchmarks import homologous
+from hermes_bench.storage import atomic_write_bytes, files_sha256
+from hermes_bench.world.datasets import homologous
 
 WEIGHTS = "model.safetensors"
 VALIDATION_SEED = 5005  # no benchmark task uses it
@@ -62,7 +62,7 @@ The embedded default model of hermes-bench: a tiny Janus (JanusForConditionalGen
 the shapes world, so that newcomers, tests and alignment demos run a model that has learned its world.
 
 - weights: `{WEIGHTS}`, sha256 `{files_sha256([model_dir / WEIGHTS])}`
-- recipe: `hermes-bench world train --output DIR --seed {cfg['seed']}` (hermes_bench/world/training.py):
+- recipe: `hermes-bench world train --output DIR --seed {cfg['seed']}` (hermes_bench/embedded/recipe.py):
   the VQ image tokenizer first ({cfg['vq_steps']} steps), then the vision encoder and a {cfg['layers']}-layer,
   {cfg['hidden']}-wide Llama jointly ({cfg['lm_steps']} steps, batch {cfg['batch_size']}) on yes/no questions with
   hard negatives, captions, and caption -> image tokens with condition dropout {cfg['condition_dropout']};

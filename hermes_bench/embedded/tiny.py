@@ -32,7 +32,7 @@ from hermes_bench.models.magvitv2 import MagvitSizes
 from hermes_bench.models.showo import build_magvit, build_network, phi_config
 from hermes_bench.models.showo_prompting import NEW_TOKENS
 from hermes_bench.world import language
-from hermes_bench.world.benchmarks import POPE_SPLITS, geneval_metadata
+from hermes_bench.world.datasets import POPE_SPLITS, geneval_metadata
 from hermes_bench.world.questions import question_pairs
 from hermes_bench.world.scene import IMAGE_SIZE, sample_scene
 
