@@ -24,19 +24,19 @@ from hermes_bench.align.sample_scores import (
     CaptionScorer,
     EmbeddingChoice,
     ImageScorer,
+    ModelVQA,
     OracleVQA,
     SceneCaptionScorer,
-    SelfVQA,
     SimilarityCaptionScorer,
     TextEncoder,
 )
 from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs, train, trainable_ids
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, evaluate
-from hermes_bench.judges import ChoiceMatcher, ExactChoice
+from hermes_bench.judges import EXACT, ChoiceMatcher, ExactChoice, check_judge, load_answerer
 from hermes_bench.models import check_source, embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.processes import from_main, is_main, wait
+from hermes_bench.processes import from_main, is_main, start, wait
 from hermes_bench.registry import Registry
 from hermes_bench.storage import (
     SampleCache,
@@ -48,7 +48,6 @@ from hermes_bench.storage import (
 )
 from hermes_bench.summary import Scored
 
-JUDGES = ("self", "exact")
 OPTIONS_FILE = "options.json"  # what the run's stages depend on: a rerun with other options is refused
 RESUME_FREE = ("output", "report_tasks", "rounds")  # may change between a run and its resumption
 REFERENCES = ("previous", "initial")
@@ -65,7 +64,7 @@ class AlignConfig:
     rounds: int = 3
     betas: tuple[float, ...] = (0.5, 0.2)  # a rolled-back round is retried with the next beta
     reference: str = "previous"
-    judge: str = "self"  # generation pairs judged by the model's own answers, or the shapes oracle
+    judge: str = "self"  # who answers the questions about curated images (see judges.JUDGE_HELP)
     caption_scorer: str | None = None  # None: the scene-graph scorer (shapes) or bert-large-uncased; or a model id
     choice_matcher: str | None = None  # None: exact matching; or a sentence-embedding model id
     gate_tasks: tuple[str, ...] = SHAPES_TASKS  # shapes_gap's homologous gap decides; the rest guard against drops
@@ -87,16 +86,14 @@ def _read(path: Path):
 
 class Aligner:
     def __init__(self, config: AlignConfig, log: Callable[[str], None] = print) -> None:
-        if config.judge not in JUDGES:
-            raise HermesBenchError(f"--judge {config.judge!r}: use one of {', '.join(JUDGES)}")
+        check_judge(config.judge)
         if config.reference not in REFERENCES:
             raise HermesBenchError(f"--reference {config.reference!r}: use one of {', '.join(REFERENCES)}")
         if config.curation.pairing not in PAIRINGS:
             raise HermesBenchError(f"--pairing {config.curation.pairing!r}: use one of {', '.join(PAIRINGS)}")
         if config.training.mode not in SIDES:
             raise HermesBenchError(f"--mode {config.training.mode!r}: use one of {', '.join(SIDES)}")
-        # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
-        PartialState(cpu=resolve_device(config.device) == "cpu")
+        start(resolve_device(config.device))
         self.config, self.log = config, log if is_main() else (lambda _: None)
         Registry().get([*config.gate_tasks, *config.report_tasks])  # unknown task names stop here, before any work
         self.initial = str(embedded_model_dir()) if config.model is None else config.model
@@ -169,13 +166,14 @@ class Aligner:
         return SimilarityCaptionScorer(encoder)
 
     def _image_scorer(self, model: UnifiedModel) -> ImageScorer:
-        if self.config.judge == "exact":
+        if self.config.judge == EXACT:
             return OracleVQA()
         name = self.config.choice_matcher
         matcher: ChoiceMatcher = ExactChoice()
         if name:
             matcher = EmbeddingChoice(TextEncoder(name, "mean", resolve_device(self.config.device)))
-        return SelfVQA(model, matcher, self.config.eval_batch_size)
+        judge = load_answerer(self.config.judge, model, self.config.device, "curation's questions")
+        return ModelVQA(judge, matcher, self.config.eval_batch_size)
 
     def gate_eval(self, model: str, folder: Path, tasks: tuple[str, ...]) -> tuple[dict, list[Scored]]:
         c = self.config

@@ -13,7 +13,7 @@ from transformers import AutoModel, AutoTokenizer
 from hermes_bench.align.data import Record
 from hermes_bench.errors import loading, refuse_remote_code
 from hermes_bench.judges import ChoiceMatcher, ExactJudge, ask
-from hermes_bench.models.base import UnifiedModel
+from hermes_bench.models.base import Answerer
 from hermes_bench.world.language import parse_caption
 from hermes_bench.world.questions import relations
 
@@ -102,10 +102,11 @@ class ImageScorer(ABC):
         """For each record, the share of its questions answered right about each of its generated images."""
 
 
-class SelfVQA(ImageScorer):
-    """The paper's judge: the model answers the record's questions about its own images."""
+class ModelVQA(ImageScorer):
+    """A model answers the record's questions about each image: the model itself (the paper's self-VQA) or
+    another judge."""
 
-    def __init__(self, model: UnifiedModel, matcher: ChoiceMatcher, batch_size: int = 32) -> None:
+    def __init__(self, model: Answerer, matcher: ChoiceMatcher, batch_size: int = 32) -> None:
         self.model, self.matcher, self.batch_size = model, matcher, batch_size
 
     def score(self, records, images):

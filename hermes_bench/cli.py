@@ -15,6 +15,7 @@ import click
 
 from hermes_bench import __version__
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.runners import SCORABLE
 
 
 class UserError(click.ClickException):
@@ -130,10 +131,9 @@ COUNT = click.IntRange(min=1)  # sizes and step counts: 0 or less is a mistake, 
 SEED = click.IntRange(0, 2**32 - 1)  # what numpy and torch seeding accept
 FINITE = Finite()
 POSITIVE = click.FloatRange(min=0, min_open=True)
-# eval and score take the same VQA judge
-JUDGE_OPTION = click.option("--judge", default=None, help="The VQA judge of DPG-Bench and gap tasks: a model folder "
-                            "or hub id, or openai:MODEL behind an OpenAI-compatible API (OPENAI_BASE_URL, "
-                            "OPENAI_API_KEY).")
+JUDGE_HELP = ("Who answers questions about generated images: self (the model itself), exact (the shapes world's "
+              "oracle), openai:MODEL (an OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY), or a model "
+              "folder or hub id.")
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,7 +161,7 @@ def main() -> None:
               help="Local mirror of the hub datasets (<dir>/<org>/<name>); also $HERMES_BENCH_DATA_DIR.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder (default: the task's).")
 @click.option("--clip-model", default=None, help="GenEval: CLIP id or folder (default: the task's).")
-@JUDGE_OPTION
+@click.option("--judge", default=None, help=JUDGE_HELP + " Default: each task's own (DPG-Bench has none).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @_friendly
 def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
@@ -209,9 +209,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--images", type=COUNT, default=None, help="Images generated per caption in curation (default 16).")
 @click.option("--curation-batch-size", type=COUNT, default=32, show_default=True,
               help="Records per forward in curation (each with all its captions or images): lower it for big models.")
-@click.option("--judge", type=click.Choice(["self", "exact"]), default="self", show_default=True,
-              help="Who scores generated images in curation: the model itself (self-VQA) or, in the shapes world, "
-                   "the exact oracle.")
+@click.option("--judge", default="self", show_default=True, help=JUDGE_HELP + " Scores the images curated.")
 @click.option("--caption-scorer", default=None,
               help="Caption similarity model id (default: the scene-graph scorer, or bert-large-uncased on real data).")
 @click.option("--choice-matcher", default=None,
@@ -356,13 +354,13 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
 
 
 @main.command("score")
-@click.argument("benchmark", type=click.Choice(["geneval", "dpg"]))
+@click.argument("benchmark", type=click.Choice(SCORABLE))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Where results go (rerunning resumes). Default: FOLDER/hermes-bench.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder.")
 @click.option("--clip-model", default=None, help="GenEval: CLIP id or folder.")
-@JUDGE_OPTION
+@click.option("--judge", default=None, help=JUDGE_HELP + " DPG-Bench's questions need a model judge.")
 @click.option("--prompts", "prompts_dir", type=click.Path(path_type=Path), default=None,
               help="DPG-Bench: the benchmark's prompts folder.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")

@@ -11,17 +11,14 @@ from pathlib import Path
 import transformers
 from accelerate import PartialState
 
-from hermes_bench import hub
+from hermes_bench import hub, processes
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
 from hermes_bench.models import EMBEDDED_NAME, check_source, load_model, resolve_device, resolve_dtype
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import Registry, TaskSpec
 from hermes_bench.report import lm_eval_results as lm_eval_format
-from hermes_bench.runners import dpg as dpg_runner
-from hermes_bench.runners import geneval as geneval_runner
-from hermes_bench.runners import homologous_gap as homologous_gap_runner
-from hermes_bench.runners import shapes_gap as shapes_gap_runner
+from hermes_bench.runners import BENCHMARKS, benchmark
 from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.runners.understanding import load_tasks, run_understanding
 from hermes_bench.storage import atomic_write_jsonl, check_writable, remove_partial_writes
@@ -29,8 +26,6 @@ from hermes_bench.summary import Part, Scored, scored_generation, write_run
 
 DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
 SHAPES_TASKS = (*DEFAULT_TASKS, "shapes_gap")  # the small shapes tasks, the homologous gap included
-GENERATION_RUNNERS = {"geneval": geneval_runner.run, "dpg": dpg_runner.run, "shapes_gap": shapes_gap_runner.run,
-                      "homologous_gap": homologous_gap_runner.run}
 
 
 @dataclass
@@ -105,28 +100,27 @@ def _settings(cfg: EvalConfig, guidance: float) -> GenerationSettings:
                               cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge)
 
 
+def _benchmark(spec: TaskSpec):
+    name = spec.config.get("benchmark", "geneval")
+    if name not in BENCHMARKS:
+        raise HermesBenchError(f"task {spec.name} ({spec.path}): benchmark must be one of {', '.join(BENCHMARKS)}, "
+                               f"not {name!r}")
+    return benchmark(name)
+
+
 def _preflight(specs: list[TaskSpec], cfg: EvalConfig) -> None:
     """What each generation task needs, checked before any model work: its benchmark, its image count, its data
     and the judge it will ask."""
     settings = _settings(cfg, 0.0)
     for spec in specs:
-        benchmark = spec.config.get("benchmark", "geneval")
-        if benchmark not in GENERATION_RUNNERS:
-            raise HermesBenchError(f"task {spec.name} ({spec.path}): benchmark must be one of "
-                                   f"{', '.join(GENERATION_RUNNERS)}, not {benchmark!r}")
+        runner = _benchmark(spec)
         settings.images_per_prompt(spec)
-        if benchmark == "dpg":
-            dpg_runner.load_prompts(*dpg_runner.locate(spec.config.get("prompts", {}), spec.path.parent))
-            settings.check_judge(spec.config.get("judge"))
-        elif benchmark == "geneval":
-            geneval_runner.load_prompts(spec.config.get("prompts", {}), spec.path.parent)
-        elif cfg.judge:
-            settings.check_judge(None)
+        runner.preflight(spec, settings)
 
 
 def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Path, stats: dict) -> Scored | None:
     guidance = cfg.guidance_scale if cfg.guidance_scale is not None else model.default_guidance_scale
-    result = GENERATION_RUNNERS[spec.config.get("benchmark", "geneval")](model, spec, _settings(cfg, guidance), output)
+    result = _benchmark(spec).run(model, spec, _settings(cfg, guidance), output)
     if result is None:  # not the main process: it has done its share of the images
         return None
     stats[f"{spec.name}_prompts_computed"] = result.computed  # by this process
@@ -160,8 +154,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     check_writable(output)
     if cfg.model is not None:
         check_source(cfg.model)
-    # first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone
-    PartialState(cpu=device == "cpu")
+    processes.start(device)
     understanding = [s for s in specs if s.kind == "understanding"]
     task_dict = load_tasks([s.name for s in understanding], [s.path.parent for s in understanding]) \
         if understanding else {}

@@ -11,6 +11,8 @@ from PIL import Image
 
 from hermes_bench.detectors.shapes import detect
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.models import check_source, load_model
+from hermes_bench.models.api import PREFIX, APIModel
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer
 from hermes_bench.scoring.pope import parse_answer
 from hermes_bench.storage import SampleCache, digest
@@ -140,3 +142,34 @@ class ModelJudge(Judge):
         asked = [[MCQuestion(q.text, YES_NO, "yes", q) for q in qs] for qs in questions]  # "yes": unused here
         return [[c == "yes" for c in row]
                 for row in ask(self.model, images, asked, ExactChoice(), self.batch_size, 4, self.cache)]
+
+
+# Every command names a judge the same way: who answers questions about generated images.
+SELF, EXACT = "self", "exact"
+JUDGE_HELP = ("Who answers questions about generated images: self (the model itself), exact (the shapes world's "
+              "oracle), openai:MODEL (an OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY), or a model "
+              "folder or hub id.")
+
+
+def check_judge(name: str, needs: str | None = None) -> None:
+    """A judge name checked without loading anything (a folder must exist and hold a config.json). `needs` names
+    questions the shapes oracle cannot answer: then `exact` is refused."""
+    if not name:
+        raise HermesBenchError(f"an empty judge name: {JUDGE_HELP}")
+    if name == EXACT and needs:
+        raise HermesBenchError(f"--judge exact answers shapes-world questions only; {needs} need a model judge: "
+                               "self, openai:MODEL, or a model folder or hub id")
+    if name not in (SELF, EXACT) and not name.startswith(PREFIX):
+        check_source(name, "judge folder")
+
+
+def load_answerer(name: str, model: Answerer | None, device: str, needs: str) -> Answerer:
+    """The model behind a judge name: the evaluated `model` (self), an API model, or a model loaded by path or hub
+    id (`exact` has none: see check_judge)."""
+    check_judge(name, needs)
+    if name == SELF:
+        if model is None:
+            raise HermesBenchError("--judge self: there is no model of its own here; pass --judge openai:MODEL or "
+                                   "a model folder or hub id")
+        return model
+    return APIModel(name) if name.startswith(PREFIX) else load_model(name, device)

@@ -5,16 +5,28 @@ The main process alone writes files."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list, gather_object
 
+T = TypeVar("T")
+
+
+def start(device: str) -> None:
+    """The first touch of accelerate's state: on CPU it needs telling, or torchrun's processes each run alone."""
+    PartialState(cpu=device == "cpu")
+
+
+def my_share(batches: list[T]) -> list[tuple[int, T]]:
+    """The (index, batch) pairs this process runs: batch b runs on process b % world size."""
+    state = PartialState()
+    return [(b, batch) for b, batch in enumerate(batches) if b % state.num_processes == state.process_index]
+
 
 def my_batches(n: int, batch_size: int) -> list[int]:
     """The starts of the batches of range(n) that this process runs."""
-    state = PartialState()
-    return [start for b, start in enumerate(range(0, n, batch_size)) if b % state.num_processes == state.process_index]
+    return [begin for _, begin in my_share(list(range(0, n, batch_size)))]
 
 
 def merged(mine: dict, keys: Iterable) -> list:

@@ -6,15 +6,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hermes_bench.detectors import load_detector
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.models import check_source, resolve_device
+from hermes_bench.models import resolve_device
 from hermes_bench.registry import Registry
 from hermes_bench.report import lm_eval_results as lm_eval_format
-from hermes_bench.runners import dpg as dpg_runner
-from hermes_bench.runners import geneval as geneval_runner
+from hermes_bench.runners import SCORABLE, benchmark
 from hermes_bench.runners.generation import GenerationSettings
-from hermes_bench.storage import SampleCache, check_writable, remove_partial_writes
+from hermes_bench.storage import check_writable, remove_partial_writes
 from hermes_bench.summary import scored_generation, write_run
 
 
@@ -22,7 +20,7 @@ from hermes_bench.summary import scored_generation, write_run
 class ScoreConfig:
     """Scoring images another model made, in a benchmark's reference layout."""
 
-    benchmark: str  # "geneval" | "dpg"
+    benchmark: str  # one of runners.SCORABLE
     folder: Path
     output: Path | None = None  # None: <folder>/hermes-bench
     device: str = "auto"
@@ -39,32 +37,16 @@ class ScoreConfig:
 
 def score_images(cfg: ScoreConfig) -> dict:
     """The task's scorer on a folder of images, written as a run with the same results schema."""
-    registry = Registry()
-    spec = registry.get([cfg.benchmark])[0]
+    if cfg.benchmark not in SCORABLE:
+        raise HermesBenchError(f"{cfg.benchmark} cannot score images made elsewhere: use one of {', '.join(SCORABLE)}")
+    spec = Registry().get([cfg.benchmark])[0]
     output = cfg.output or cfg.folder / "hermes-bench"
     check_writable(output)
     settings = GenerationSettings(cfg.batch_size, None, cfg.seed, 0.0, resolve_device(cfg.device), cfg.progress,
                                   cfg.detector_model, cfg.clip_model, cfg.judge)
     remove_partial_writes(output)
     start = time.perf_counter()
-    if cfg.benchmark == "geneval":
-        geneval_runner.read_layout(cfg.folder)  # every record checked before a detector loads
-        setting = settings.detector_setting(spec.config.get("detector", "mask2former"))
-        for source in (v for k, v in (setting.items() if isinstance(setting, dict) else ()) if k.endswith("_id")):
-            check_source(source, "GenEval detector folder")
-        detector = load_detector(setting, settings.device)
-        records = geneval_runner.score_folder(cfg.folder, detector, setting,
-                                              SampleCache(output, f"scores.{spec.name}"), cfg.progress)
-        result = geneval_runner.result(records)
-    else:
-        if cfg.prompts_dir is None or cfg.csv is None:
-            raise HermesBenchError("scoring DPG-Bench images needs --prompts DIR and --csv FILE of the benchmark")
-        prompts, questions = dpg_runner.load_prompts(cfg.prompts_dir, cfg.csv)
-        settings.check_judge(spec.config.get("judge"))
-        judge = settings.load_judge(spec.config.get("judge"))
-        records = dpg_runner.score_folder(cfg.folder, prompts, questions, judge,
-                                          SampleCache(output, f"scores.{spec.name}"), cfg.batch_size, cfg.progress)
-        result = dpg_runner.result(records, compat=cfg.compat)
+    result = benchmark(cfg.benchmark).score(spec, cfg, settings, output)
     scored = [scored_generation(spec, result, output)]
     model_info = {"name": f"images in {cfg.folder}", "path": str(cfg.folder), "weights_sha256": None,
                   "family": None}

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV, record_source
+from hermes_bench.judges import check_judge
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer, UnifiedModel
 from hermes_bench.registry import TaskSpec
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
@@ -100,12 +101,32 @@ def metrics(records: list[dict], compat: bool = False) -> dict[str, float]:
     return {"dpg": dpg.dpg_score(records), "images_dropped": len(dropped), **dpg.category_scores(records, compat)}
 
 
+NEEDS = "DPG-Bench's questions"
+
+
+def preflight(spec: TaskSpec, settings: GenerationSettings) -> None:
+    load_prompts(*locate(spec.config.get("prompts", {}), spec.path.parent))
+    check_judge(settings.judge_name(spec.config.get("judge")), NEEDS)
+
+
+def score(spec: TaskSpec, config, settings: GenerationSettings, output: Path) -> GenerationResult:
+    """Grids made elsewhere (config.folder/<item_id>.png), with the benchmark's prompts folder and CSV."""
+    if config.prompts_dir is None or config.csv is None:
+        raise HermesBenchError("scoring DPG-Bench images needs --prompts DIR and --csv FILE of the benchmark")
+    prompts, questions = load_prompts(config.prompts_dir, config.csv)
+    check_judge(settings.judge_name(spec.config.get("judge")), NEEDS)  # before the images are read
+    judge = settings.load_judge(spec.config.get("judge"), None, NEEDS)
+    records = score_folder(config.folder, prompts, questions, judge, SampleCache(output, f"scores.{spec.name}"),
+                           settings.batch_size, settings.progress)
+    return result(records, compat=config.compat)
+
+
 def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:
     """Generate the missing grids of the task's prompts, then ask the judge every question about every tile
     (on the main process; the others return None once their share of the grids is done)."""
     prompts, questions = load_prompts(*locate(spec.config.get("prompts", {}), spec.path.parent))
     prompts = prompts[:settings.limit]
-    judge = settings.load_judge(spec.config.get("judge"))  # before generating: a missing judge fails fast
+    judge = settings.load_judge(spec.config.get("judge"), model, NEEDS)  # before generating: fails fast
     folder = output / "images" / spec.name
     computed = generate(model, spec.name, [text for _, text in prompts], settings.images_per_prompt(spec),
                         lambda i, images: save(folder, prompts[i][0], images), output, settings.batch_size,

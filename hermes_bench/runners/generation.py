@@ -17,7 +17,9 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from hermes_bench.errors import HermesBenchError
+from hermes_bench.judges import JUDGE_HELP, load_answerer
 from hermes_bench.models.base import Answerer, UnifiedModel
+from hermes_bench.processes import my_share
 from hermes_bench.storage import SampleCache, digest
 
 SaveImages = Callable[[int, list[Image.Image]], list[Path]]  # (prompt index, its images) -> files written
@@ -44,21 +46,11 @@ class GenerationSettings:
                                    f"or more, not {n!r}")
         return n
 
-    def _judge(self, default: str | None) -> str:
+    def judge_name(self, default: str | None) -> str:
         """The judge this task asks: --judge, else the task's own."""
         if not (self.judge or default):
-            raise HermesBenchError("this task needs a VQA judge: pass --judge MODEL (a folder or hub id, or "
-                                   "openai:MODEL)")
+            raise HermesBenchError(f"this task needs a judge: pass --judge ({JUDGE_HELP})")
         return self.judge or default
-
-    def check_judge(self, default: str | None) -> None:
-        """The judge this task will ask, checked without loading it: a model folder, a hub id or openai:MODEL."""
-        from hermes_bench.models import check_source
-        from hermes_bench.models.api import PREFIX
-
-        judge = self._judge(default)
-        if not judge.startswith(PREFIX):
-            check_source(judge, "judge folder")
 
     def detector_setting(self, setting: str | dict) -> str | dict:
         if isinstance(setting, str) and setting != "mask2former":
@@ -70,12 +62,9 @@ class GenerationSettings:
             setting["clip_id"] = self.clip_model
         return setting
 
-    def load_judge(self, default: str | None) -> Answerer:
-        from hermes_bench.models import load_model
-        from hermes_bench.models.api import PREFIX, APIModel
-
-        judge = self._judge(default)
-        return APIModel(judge) if judge.startswith(PREFIX) else load_model(judge, self.device)
+    def load_judge(self, default: str | None, model: Answerer, needs: str) -> Answerer:
+        """The model that answers this task's questions about generated images (see judges.load_answerer)."""
+        return load_answerer(self.judge_name(default), model, self.device, needs)
 
 
 @dataclass
@@ -108,8 +97,7 @@ def generate(model: UnifiedModel, task: str, prompts: list[str], n: int, save: S
     keys = [digest(model.fingerprint, text, n, guidance_scale, seed, i) for i, text in enumerate(prompts)]
     per_batch = max(1, batch_size // n)
     batches = [list(range(s, min(s + per_batch, len(prompts)))) for s in range(0, len(prompts), per_batch)]
-    mine = [(b, idx) for b, idx in enumerate(batches) if b % state.num_processes == state.process_index]
-    for b, indices in tqdm(mine, desc=task, disable=not progress, leave=False):
+    for b, indices in tqdm(my_share(batches), desc=task, disable=not progress, leave=False):
         if all(keys[i] in cache and all((output / p).is_file() for p in cache.get(keys[i])) for i in indices):
             continue
         images = model.generate_images([prompts[i] for i in indices], n, guidance_scale, _seed(seed, task, b))

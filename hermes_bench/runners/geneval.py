@@ -19,6 +19,7 @@ from hermes_bench.detectors import load_detector
 from hermes_bench.detectors.base import Detector
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV, record_source
+from hermes_bench.models import check_source
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import BUILTIN_TASKS, TaskSpec
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
@@ -174,8 +175,23 @@ def overall(records: list[dict]) -> float:
     return metrics(records)["overall"]
 
 
+def preflight(spec: TaskSpec, settings: GenerationSettings) -> None:
+    load_prompts(spec.config.get("prompts", {}), spec.path.parent)
+
+
+def score(spec: TaskSpec, config, settings: GenerationSettings, output: Path) -> GenerationResult:
+    """Images made elsewhere, in the reference layout under config.folder."""
+    read_layout(config.folder)  # every record checked before a detector loads
+    setting = settings.detector_setting(spec.config.get("detector", "mask2former"))
+    for source in (v for k, v in (setting.items() if isinstance(setting, dict) else ()) if k.endswith("_id")):
+        check_source(source, "GenEval detector folder")
+    detector = load_detector(setting, settings.device)
+    return result(score_folder(config.folder, detector, setting, SampleCache(output, f"scores.{spec.name}"),
+                               settings.progress))
+
+
 def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:
-    """Generate the missing images of the task's prompts, then detect and judge every image (on the main
+    """Generate the missing images of the task's prompts, then detect and grade every image (on the main
     process; the others return None once their share of the images is done)."""
     prompts = load_prompts(spec.config.get("prompts", {}), spec.path.parent)[:settings.limit]
     setting = settings.detector_setting(spec.config.get("detector", "shapes"))

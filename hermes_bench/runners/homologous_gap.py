@@ -20,7 +20,7 @@ from accelerate import PartialState
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import decode_image, load_split
-from hermes_bench.judges import ExactChoice, ask, parse_questions
+from hermes_bench.judges import SELF, ExactChoice, ask, check_judge, parse_questions
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
@@ -44,6 +44,13 @@ def _rows(spec: TaskSpec, limit: int | None) -> list[tuple]:
     return out
 
 
+NEEDS = "homologous questions about real data"
+
+
+def preflight(spec: TaskSpec, settings: GenerationSettings) -> None:
+    check_judge(settings.judge_name(SELF), NEEDS)
+
+
 def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, output: Path) -> GenerationResult | None:
     rows = _rows(spec, settings.limit)
     folder = output / "images" / spec.name
@@ -57,12 +64,13 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
                         settings.batch_size, settings.seed, settings.guidance_scale, settings.progress)
     if not PartialState().is_main_process:
         return None
-    judge = settings.load_judge(None) if settings.judge else model
+    judge = settings.load_judge(SELF, model, NEEDS)
+    external = judge is not model
     questions = [qs for *_, qs in rows]
     generated = [read_image(folder / f"{i:05d}.png") for i in range(len(rows))]
     understood = ask(model, [image for image, *_ in rows], questions, ExactChoice(), settings.batch_size)
     judged = ask(judge, generated, questions, ExactChoice(), settings.batch_size,
-                 cache=SampleCache(output, f"judge.{spec.name}") if settings.judge else None)
+                 cache=SampleCache(output, f"judge.{spec.name}") if external else None)
     records = []
     for i, (_, caption, qs) in enumerate(rows):
         for k, q in enumerate(qs):
@@ -70,5 +78,5 @@ def run(model: UnifiedModel, spec: TaskSpec, settings: GenerationSettings, outpu
                 "scene_index": i, "caption": caption, "question": q.text, "truth": q.answer,
                 "understanding_answer": understood[i][k], "understanding_correct": understood[i][k] == q.answer,
                 "generation_answer": judged[i][k], "generation_correct": judged[i][k] == q.answer,
-                "judge": settings.judge or "self", "path": str((folder / f"{i:05d}.png").relative_to(output))})
+                "judge": settings.judge_name(SELF), "path": str((folder / f"{i:05d}.png").relative_to(output))})
     return GenerationResult(sides(records), records, computed, gap, "scene_index")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from accelerate import PartialState
 
-from hermes_bench.judges import ExactJudge, Judge, ModelJudge
+from hermes_bench.judges import EXACT, SELF, ExactJudge, Judge, ModelJudge, check_judge
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.registry import TaskSpec
 from hermes_bench.runners.generation import GenerationResult, GenerationSettings, generate, read_image
@@ -26,11 +26,19 @@ from hermes_bench.world.questions import QUESTION_TYPES
 from hermes_bench.world.scene import render
 
 
+def preflight(spec: TaskSpec, settings: GenerationSettings) -> None:
+    check_judge(settings.judge_name(spec.config.get("judge", EXACT)))
+
+
 def _judge(spec: TaskSpec, settings: GenerationSettings, self_judge: Judge, output: Path) -> Judge:
-    if settings.judge:  # an external judge's answers are cached: a rerun does not ask (or pay) twice
-        return ModelJudge(settings.load_judge(None), settings.judge, settings.batch_size,
-                          SampleCache(output, f"judge.{spec.name}"))
-    return self_judge if spec.config.get("judge", "exact") == "self" else ExactJudge()
+    name = settings.judge_name(spec.config.get("judge", EXACT))
+    if name == EXACT:
+        return ExactJudge()
+    if name == SELF:
+        return self_judge
+    # an external judge's answers are cached: a rerun does not ask (or pay) twice
+    return ModelJudge(settings.load_judge(name, self_judge.model, "shapes questions"), name, settings.batch_size,
+                      SampleCache(output, f"judge.{spec.name}"))
 
 
 def _accuracy(records: list[dict], field: str) -> float:
