@@ -14,8 +14,10 @@ import torch
 
 from hermes_bench.align.data import Record
 from hermes_bench.align.sample_scores import CaptionScorer, ImageScorer
+from hermes_bench.configs import CurationConfig
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, UnifiedModel
 from hermes_bench.processes import merged, my_batches
+from hermes_bench.progress import bar
 from hermes_bench.storage import SampleCache, digest
 
 PAIRINGS = ("hermesflow", "on-policy")
@@ -38,18 +40,6 @@ class Samples:
     scores: list[float]
 
 
-@dataclass
-class CurationConfig:
-    top_k: tuple[int, ...] = (2, 3, 4)
-    temperatures: tuple[float, ...] = (0.1, 0.7, 2.0)
-    caption_tokens: int = 100
-    images: int = 16
-    guidance_scale: float | None = None  # None: the model's default
-    min_best_score: float = 0.6  # a generation pair is kept only if its best image scores above this
-    pairing: str = "hermesflow"  # later rounds update the previous pairs; "on-policy": pairs from new samples only
-    batch_size: int = 32
-    seed: int = 0
-
 
 def _batch_key(model: UnifiedModel, kind: str, chunk: list[Record], config: CurationConfig, *extra) -> str:
     """A curation batch's cache key: everything its samples depend on."""
@@ -62,8 +52,11 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
     batch's captions are kept as it finishes, so a killed curation resumes losing at most one batch."""
     settings = [None] + [(k, t) for k in config.top_k for t in config.temperatures]
     captions: dict[int, list[str]] = {}
+    starts = my_batches(len(records), config.batch_size)
+    steps = bar(desc="curation: captions", total=len(settings) * len(starts))
     for s, setting in enumerate(settings):
-        for start in my_batches(len(records), config.batch_size):
+        for start in starts:
+            steps.update()
             chunk = records[start:start + config.batch_size]
             key = _batch_key(model, "captions", chunk, config, s)
             if cache is not None and key in cache:
@@ -78,6 +71,7 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
                     cache.put_many({key: said})
             for i, text in enumerate(said):
                 captions.setdefault(start + i, []).append(text)
+    steps.close()
     return merged({i: Samples(c, scorer.score(records[i], c)) for i, c in captions.items()}, range(len(records)))
 
 
@@ -87,7 +81,7 @@ def image_samples(model: UnifiedModel, records: list[Record], scorer: ImageScore
     image. With a cache, each batch's codes and scores are kept as it finishes (a kill loses at most one batch)."""
     guidance = config.guidance_scale if config.guidance_scale is not None else model.default_guidance_scale
     m, mine = config.images, {}
-    for start in my_batches(len(records), config.batch_size):
+    for start in bar(my_batches(len(records), config.batch_size), "curation: images"):
         chunk = records[start:start + config.batch_size]
         key = _batch_key(model, "images", chunk, config, type(scorer).__name__)
         if cache is not None and key in cache:

@@ -13,6 +13,7 @@ from hermes_bench.storage import atomic_write_bytes
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 SUFFIX = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}
 LABELS = {"homologous_gap": "hgap"}  # short column names in the rounds table
@@ -51,20 +52,24 @@ def write_table(rows: list[dict], folder: Path) -> None:
 
 
 def plot_rounds(rows: list[dict], path: Path) -> None:
-    """U, G, gap and homologous gap of the kept model after each round (round 0: before alignment); rolled-back
-    attempts as x."""
+    """U, G, gap and homologous gap of the kept model after each round (round 0: before alignment), each kept
+    round with the 95% interval of its paired change placed on the value before it; rolled-back attempts as x."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for side, colour in zip(SIDES, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True):
         if not rows or f"{side}_before" not in rows[0]:
             continue
-        xs, ys = [0], [rows[0][f"{side}_before"]]
+        xs, ys, below, above = [0], [rows[0][f"{side}_before"]], [0.0], [0.0]
         for r in rows:
             if r["decision"] == "kept":
+                before, after = r[f"{side}_before"], r[f"{side}_after"]
                 xs.append(r["round"])
-                ys.append(r[f"{side}_after"])
+                ys.append(after)
+                below.append(max(after - (before + r[f"{side}_ci_low"]), 0.0))
+                above.append(max(before + r[f"{side}_ci_high"] - after, 0.0))
             else:
                 ax.plot(r["round"], r[f"{side}_after"], "x", color=colour)
-        ax.plot(xs, ys, "o-", color=colour, label=LABELS.get(side, side))
+        ax.errorbar(xs, ys, yerr=[below, above], fmt="o-", color=colour, capsize=3, label=LABELS.get(side, side))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("round")
     ax.set_ylabel("score")
     ax.legend()

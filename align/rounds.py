@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from accelerate import PartialState
 
-from hermes_bench.align.curate import PAIRINGS, CurationConfig, Samples, caption_samples, image_samples, pairs_table
+from hermes_bench import progress
+from hermes_bench.align.curate import PAIRINGS, Samples, caption_samples, image_samples, pairs_table
 from hermes_bench.align.data import load_questions, load_records
 from hermes_bench.align.gate import Decision, compare
 from hermes_bench.align.question_generation import LMQuestionGenerator
@@ -30,9 +31,10 @@ from hermes_bench.align.sample_scores import (
     SimilarityCaptionScorer,
     TextEncoder,
 )
-from hermes_bench.align.trainer import SIDES, TrainingConfig, reference_logprobs, train, trainable_ids
+from hermes_bench.align.trainer import SIDES, reference_logprobs, train, trainable_ids
+from hermes_bench.configs import AlignConfig, TrainingConfig
 from hermes_bench.errors import HermesBenchError
-from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, evaluate
+from hermes_bench.evaluate import EvalConfig, evaluate
 from hermes_bench.judges import EXACT, ChoiceMatcher, ExactChoice, check_judge, load_answerer
 from hermes_bench.models import check_source, embedded_model_dir, load_model, resolve_device
 from hermes_bench.models.base import UnifiedModel
@@ -52,32 +54,6 @@ OPTIONS_FILE = "options.json"  # what the run's stages depend on: a rerun with o
 RESUME_FREE = ("output", "report_tasks", "rounds")  # may change between a run and its resumption
 REFERENCES = ("previous", "initial")
 
-
-@dataclass
-class AlignConfig:
-    model: str | None = None  # None: the embedded model
-    data: str | None = None  # None: the shapes world
-    records: int = 1000
-    data_seed: int = 7007  # shapes world: disjoint from every eval task's seed
-    questions: Path | None = None  # JSONL of {id, questions} for data that has none
-    question_generator: str | None = None  # a causal LM that writes questions for records still without any
-    rounds: int = 3
-    betas: tuple[float, ...] = (0.5, 0.2)  # a rolled-back round is retried with the next beta
-    reference: str = "previous"
-    judge: str = "self"  # who answers the questions about curated images (see judges.JUDGE_HELP)
-    caption_scorer: str | None = None  # None: the scene-graph scorer (shapes) or bert-large-uncased; or a model id
-    choice_matcher: str | None = None  # None: exact matching; or a sentence-embedding model id
-    gate_tasks: tuple[str, ...] = SHAPES_TASKS  # shapes_gap's homologous gap decides; the rest guard against drops
-    report_tasks: tuple[str, ...] = ()  # evaluated on the first and the final model, compared paired
-    tolerance: float = 0.01
-    gate_limit: int | None = None  # at most N samples per gate task (quick runs; the default is all)
-    output: Path = Path("results/align")
-    device: str = "auto"
-    dtype: str = "auto"
-    seed: int = 0
-    eval_batch_size: int = 32
-    curation: CurationConfig = field(default_factory=CurationConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
 def _read(path: Path):
@@ -178,7 +154,8 @@ class Aligner:
     def gate_eval(self, model: str, folder: Path, tasks: tuple[str, ...]) -> tuple[dict, list[Scored]]:
         c = self.config
         return evaluate(EvalConfig(model=model, tasks=tasks, output=folder, batch_size=c.eval_batch_size,
-                                   limit=c.gate_limit, device=c.device, dtype=c.dtype, seed=c.seed, progress=False))
+                                   limit=c.gate_limit, device=c.device, dtype=c.dtype, seed=c.seed,
+                                   progress=progress.enabled()))
 
     def curate(self, model: UnifiedModel, folder: Path) -> dict[str, list[Samples] | None]:
         path = folder / "samples.json"

@@ -13,7 +13,6 @@ import io
 import json
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,37 +22,17 @@ from transformers import get_cosine_schedule_with_warmup
 from hermes_bench.align.curate import CAPTION_PROMPT
 from hermes_bench.align.data import Record
 from hermes_bench.align.pair_dpo import Preference, pair_dpo_loss
+from hermes_bench.configs import TrainingConfig
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.processes import merged, my_batches
+from hermes_bench.progress import bar
 from hermes_bench.storage import SampleCache, atomic_write_bytes, digest
 
 MODES = ("pair", "understanding", "generation")  # Pair-DPO, and the paper's two single-modality ablations
 SIDES = {"pair": ("understanding", "generation"), "understanding": ("understanding",),
          "generation": ("generation",)}
 
-
-@dataclass
-class TrainingConfig:
-    mode: str = "pair"
-    form: str = "sum"
-    beta: float = 0.5
-    c_und: float = 1.0
-    c_gen: float = 1.0
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup: int = 10
-    steps: int = 300
-    batch_size: int = 4
-    grad_accum: int = 1
-    condition_dropout: float = 0.1
-    checkpoint_every: int = 25
-    seed: int = 0
-    round: int = 0  # with seed and the record, fixes a Monte-Carlo image log-prob's draw (Show-o's mask)
-
-    @property
-    def mask_key(self) -> str:
-        return f"round {self.round} seed {self.seed}"
 
 
 def trainable_ids(pairs: dict[str, dict], mode: str) -> list[str]:
@@ -87,7 +66,7 @@ def reference_logprobs(model: UnifiedModel, records: dict[str, Record], pairs: d
     model.module.eval()
     ids = trainable_ids(pairs, mode)
     out: dict[str, dict[str, float]] = {}
-    for start in my_batches(len(ids), batch_size):
+    for start in bar(my_batches(len(ids), batch_size), "reference log-probs"):
         chunk = ids[start:start + batch_size]
         key = digest(model.fingerprint, mode, mask_key, [(i, pairs[i]) for i in chunk])
         if cache is not None and key in cache:
@@ -176,7 +155,8 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
         log(f"resuming training at step {start} from {checkpoint}")
     model.module.train()
     share = slice(accelerator.process_index, None, accelerator.num_processes)  # this process' part of a batch
-    for step in range(start, config.steps):
+    steps = bar(range(start, config.steps), "training")
+    for step in steps:
         for micro in range(config.grad_accum):
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step * 101 + micro)
             picks = torch.randint(len(ids), (config.batch_size,), generator=generator).tolist()
@@ -199,6 +179,7 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
             values = accelerator.reduce(torch.tensor(list(stats.values()), device=accelerator.device), "mean")
             stats = dict(zip(stats, values.tolist(), strict=True))
         history.append({"step": step + 1, "lr": schedule.get_last_lr()[0], **stats})
+        steps.set_postfix(loss=f"{stats['loss']:.4f}")
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps and accelerator.is_main_process:
             buffer = io.BytesIO()
             torch.save({"model": model.module.state_dict(), "optimizer": optimizer.state_dict(),

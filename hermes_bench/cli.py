@@ -13,7 +13,17 @@ from pathlib import Path
 
 import click
 
-from hermes_bench import __version__
+from hermes_bench import __version__, progress
+from hermes_bench.configs import (
+    JUDGE_HELP,
+    SHAPES_TASKS,
+    AlignConfig,
+    CurationConfig,
+    EvalConfig,
+    ScoreConfig,
+    TrainConfig,
+    TrainingConfig,
+)
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.runners import SCORABLE
 
@@ -131,29 +141,41 @@ COUNT = click.IntRange(min=1)  # sizes and step counts: 0 or less is a mistake, 
 SEED = click.IntRange(0, 2**32 - 1)  # what numpy and torch seeding accept
 FINITE = Finite()
 POSITIVE = click.FloatRange(min=0, min_open=True)
-JUDGE_HELP = ("Who answers questions about generated images: self (the model itself), exact (the shapes world's "
-              "oracle), openai:MODEL (an OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY), or a model "
-              "folder or hub id.")
 
 
-@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+def _no_progress(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        progress.disable()
+
+
+# every command takes it, and so does the group: `hermes-bench --no-progress eval` or `hermes-bench eval --no-progress`
+NO_PROGRESS = click.option("--no-progress", is_flag=True, expose_value=False, callback=_no_progress,
+                           help="Hide progress bars (also HERMES_BENCH_NO_PROGRESS=1).")
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(__version__, prog_name="hermes-bench")
+@NO_PROGRESS
 def main() -> None:
     """Measure the understanding-generation gap of unified multimodal models."""
 
 
-@main.command("eval")
+EVAL, ALIGN, RECIPE, SCORE = EvalConfig(), AlignConfig(), TrainConfig(), ScoreConfig("geneval", Path("."))
+CURATION, TRAINING = ALIGN.curation, ALIGN.training
+
+
+@main.command("eval", short_help="Evaluate understanding and generation; print U, G and the gap.")
 @click.option("--model", default=None, help="Model folder or hub id. Default: the embedded shapes-world model.")
-@click.option("--tasks", default=None,
-              help="Comma-separated task names. Default: shapes_pope,shapes_mme,shapes_geneval.")
+@click.option("--tasks", default=",".join(EVAL.tasks), show_default=True, help="Comma-separated task names.")
 @click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path),
               help="Extra folder of task YAMLs (repeatable).")
 @click.option("--limit", type=COUNT, default=None, help="At most N samples (prompts for generation) per task.")
-@click.option("--batch-size", type=COUNT, default=32, show_default=True, help="Questions or images per forward pass.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--dtype", default="auto", show_default=True,
+@click.option("--batch-size", type=COUNT, default=EVAL.batch_size, show_default=True,
+              help="Questions or images per forward pass.")
+@click.option("--device", default=EVAL.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--dtype", default=EVAL.dtype, show_default=True,
               help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=EVAL.seed, show_default=True, help="Seeds sampling and generation.")
 @click.option("--guidance-scale", type=FINITE, default=None, help="CFG scale for generation. Default: the model's.")
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Run folder (rerunning into it resumes). Default: results/runs/<model>.")
@@ -162,19 +184,19 @@ def main() -> None:
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder (default: the task's).")
 @click.option("--clip-model", default=None, help="GenEval: CLIP id or folder (default: the task's).")
 @click.option("--judge", default=None, help=JUDGE_HELP + " Default: each task's own (DPG-Bench has none).")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@NO_PROGRESS
 @_friendly
 def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
-                 data_dir, detector_model, clip_model, judge, no_progress) -> None:
+                 data_dir, detector_model, clip_model, judge) -> None:
     """Evaluate a model's understanding and generation and print the leaderboard with U, G and the gap."""
     _quiet_libraries()
-    from hermes_bench.evaluate import DEFAULT_TASKS, EvalConfig, run_eval
+    from hermes_bench.evaluate import run_eval
     from hermes_bench.report.leaderboard import render
 
-    cfg = EvalConfig(model=model, tasks=_csv(tasks) or DEFAULT_TASKS, include_paths=tuple(include_paths),
+    cfg = EvalConfig(model=model, tasks=_csv(tasks) or EVAL.tasks, include_paths=tuple(include_paths),
                      output=output, data_dir=data_dir, batch_size=batch_size, limit=limit, device=device,
                      dtype=dtype, seed=seed, guidance_scale=guidance_scale, detector_model=detector_model,
-                     clip_model=clip_model, judge=judge, progress=not no_progress)
+                     clip_model=clip_model, judge=judge, progress=progress.enabled())
     run = run_eval(cfg)
     if not run:  # not the main process
         return
@@ -183,134 +205,131 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
     click.echo(render([run], "md"), nl=False)
 
 
-@main.command("align")
+@main.command("align", short_help="Close the gap: curate pairs, train with Pair-DPO, keep rounds that help.")
 @click.option("--model", default=None, help="Model folder or hub id. Default: the embedded shapes-world model.")
-@click.option("--rounds", type=COUNT, default=3, show_default=True, help="Self-play rounds.")
+@click.option("--rounds", type=COUNT, default=ALIGN.rounds, show_default=True, help="Self-play rounds.")
 @click.option("--data", default=None, help="Homologous data: a JSON/JSONL file (image, caption, questions?), a "
                                          "datasets id or folder. Default: the shapes world.")
-@click.option("--records", type=COUNT, default=None, help="How many records to curate from (default 1000).")
+@click.option("--records", type=COUNT, default=ALIGN.records, show_default=True,
+              help="How many records to curate from.")
 @click.option("--questions", type=click.Path(path_type=Path), default=None,
               help="JSONL of {id, questions: [{question, choices, answer}]} for data without questions.")
 @click.option("--question-generator", default=None,
               help="Causal LM id or folder that writes TIFA-style questions for records that have none.")
-@click.option("--mode", type=click.Choice(["pair", "understanding", "generation"]), default="pair",
+@click.option("--mode", type=click.Choice(["pair", "understanding", "generation"]), default=TRAINING.mode,
               show_default=True, help="Pair-DPO, or the paper's understanding-only / generation-only ablations.")
-@click.option("--form", type=click.Choice(["sum", "joint"]), default="sum", show_default=True,
+@click.option("--form", type=click.Choice(["sum", "joint"]), default=TRAINING.form, show_default=True,
               help="sum: the official code's loss; joint: one sigmoid over both margins (the paper's formula).")
-@click.option("--beta", "betas", type=PositiveNumbers(), default="0.5,0.2", show_default=True,
-              help="DPO beta; a comma list retries a rolled-back round with the next value.")
-@click.option("--coefficients", type=PositiveNumbers(), default="1,1", show_default=True,
-              help="C_UND,C_GEN: the weights of the understanding and generation terms of the loss.")
-@click.option("--lr", type=POSITIVE, default=None, help="Learning rate (default 2e-5).")
-@click.option("--steps", type=COUNT, default=None, help="Training steps per round (default 300).")
-@click.option("--train-batch-size", type=COUNT, default=None, help="Records per step (default 4).")
-@click.option("--grad-accum", type=COUNT, default=1, show_default=True)
-@click.option("--checkpoint-every", type=COUNT, default=25, show_default=True, help="Steps between checkpoints.")
-@click.option("--images", type=COUNT, default=None, help="Images generated per caption in curation (default 16).")
-@click.option("--curation-batch-size", type=COUNT, default=32, show_default=True,
+@click.option("--beta", "betas", type=PositiveNumbers(), default=",".join(f"{b:g}" for b in ALIGN.betas),
+              show_default=True, help="DPO beta; a comma list retries a rolled-back round with the next value.")
+@click.option("--coefficients", type=PositiveNumbers(), default=f"{TRAINING.c_und:g},{TRAINING.c_gen:g}",
+              show_default=True, help="C_UND,C_GEN: the weights of the understanding and generation terms.")
+@click.option("--lr", type=POSITIVE, default=TRAINING.lr, show_default=True, help="Learning rate (AdamW, cosine).")
+@click.option("--steps", type=COUNT, default=TRAINING.steps, show_default=True, help="Training steps per round.")
+@click.option("--train-batch-size", type=COUNT, default=TRAINING.batch_size, show_default=True,
+              help="Records per step.")
+@click.option("--grad-accum", type=COUNT, default=TRAINING.grad_accum, show_default=True,
+              help="Gradient accumulation steps.")
+@click.option("--checkpoint-every", type=COUNT, default=TRAINING.checkpoint_every, show_default=True,
+              help="Steps between checkpoints.")
+@click.option("--images", type=COUNT, default=CURATION.images, show_default=True,
+              help="Images generated per caption in curation.")
+@click.option("--curation-batch-size", type=COUNT, default=CURATION.batch_size, show_default=True,
               help="Records per forward in curation (each with all its captions or images): lower it for big models.")
-@click.option("--judge", default="self", show_default=True, help=JUDGE_HELP + " Scores the images curated.")
+@click.option("--min-best-score", type=click.FloatRange(0, 1), default=CURATION.min_best_score, show_default=True,
+              help="A generation pair is kept only if its best image scores above this.")
+@click.option("--judge", default=ALIGN.judge, show_default=True, help=JUDGE_HELP + " Scores the images curated.")
 @click.option("--caption-scorer", default=None,
               help="Caption similarity model id (default: the scene-graph scorer, or bert-large-uncased on real data).")
 @click.option("--choice-matcher", default=None,
               help="Sentence-embedding model id mapping free-form answers to choices (default: exact matching).")
-@click.option("--pairing", type=click.Choice(["hermesflow", "on-policy"]), default="hermesflow", show_default=True,
-              help="Later rounds' pairs: HermesFlow's update of the previous pairs, or best vs worst of the new "
-                   "samples only.")
-@click.option("--reference", type=click.Choice(["previous", "initial"]), default="previous", show_default=True,
+@click.option("--pairing", type=click.Choice(["hermesflow", "on-policy"]), default=CURATION.pairing,
+              show_default=True, help="Later rounds' pairs: HermesFlow's update of the previous pairs, or best vs "
+                                      "worst of the new samples only.")
+@click.option("--reference", type=click.Choice(["previous", "initial"]), default=ALIGN.reference, show_default=True,
               help="The reference model of a round: the previous round's, or the first.")
-@click.option("--gate-tasks", default=None,
-              help="Tasks that gate each round (default: shapes_pope, shapes_mme, shapes_geneval, shapes_gap); "
-                   "a gap task's homologous gap decides, else U - G.")
+@click.option("--gate-tasks", default=",".join(ALIGN.gate_tasks), show_default=True,
+              help="Tasks that gate each round; a gap task's homologous gap decides, else U - G.")
 @click.option("--gate-limit", type=COUNT, default=None, help="At most N samples per gate task (default: all).")
 @click.option("--report-tasks", default=None, help="Tasks comparing the first and final models after the rounds.")
-@click.option("--tolerance", type=click.FloatRange(min=0), default=0.01, show_default=True,
+@click.option("--tolerance", type=click.FloatRange(min=0), default=ALIGN.tolerance, show_default=True,
               help="A gate task may drop by this much (normalised) before the round is rolled back.")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("results/align"), show_default=True,
+@click.option("--output", type=click.Path(path_type=Path), default=ALIGN.output, show_default=True,
               help="Run folder; rerunning into it resumes.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--dtype", default="auto", show_default=True, help="Evaluation dtype (training runs in float32 "
-                                                                 "with bf16 autocast on GPUs).")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--device", default=ALIGN.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--dtype", default=ALIGN.dtype, show_default=True,
+              help="Evaluation dtype (training runs in float32 with bf16 autocast on GPUs).")
+@click.option("--seed", type=SEED, default=ALIGN.seed, show_default=True, help="Seeds curation and training.")
+@NO_PROGRESS
 @_friendly
-def align_command(model, rounds, data, records, questions, question_generator, mode, form, betas, coefficients, lr,
-                  steps, train_batch_size, grad_accum, checkpoint_every, images, curation_batch_size, judge,
-                  caption_scorer, choice_matcher, pairing, reference, gate_tasks, gate_limit, report_tasks, tolerance,
-                  output, device, dtype, seed) -> None:
+def align_command(**o) -> None:
     """Close the gap with HermesFlow: curate preference pairs from the model's own outputs, train with Pair-DPO,
     repeat in self-play rounds; each round is kept only when the gate tasks say it helped."""
     _quiet_libraries()
-    from dataclasses import replace
-
-    from hermes_bench.align.curate import CurationConfig
     from hermes_bench.align.report import deltas_frame, summary_frame
-    from hermes_bench.align.rounds import AlignConfig, align
-    from hermes_bench.align.trainer import TrainingConfig
+    from hermes_bench.align.rounds import align
     from hermes_bench.processes import is_main
     from hermes_bench.report.leaderboard import table
 
-    if len(coefficients) != 2:
-        raise click.BadParameter(f"{coefficients!r} needs two numbers, C_UND,C_GEN, such as 0.5,1",
+    if len(o["coefficients"]) != 2:
+        raise click.BadParameter(f"{o['coefficients']!r} needs two numbers, C_UND,C_GEN, such as 0.5,1",
                                  param_hint="--coefficients")
-    training = TrainingConfig(mode=mode, form=form, c_und=coefficients[0], c_gen=coefficients[1],
-                              grad_accum=grad_accum, checkpoint_every=checkpoint_every, seed=seed)
-    training = replace(training, lr=lr or training.lr, steps=steps or training.steps,
-                       batch_size=train_batch_size or training.batch_size)
-    curation = CurationConfig(batch_size=curation_batch_size, pairing=pairing, seed=seed)
-    curation = replace(curation, images=images or curation.images)
-    config = AlignConfig(model=model, data=data, questions=questions, question_generator=question_generator,
-                         rounds=rounds, betas=betas, reference=reference, judge=judge,
-                         caption_scorer=caption_scorer, choice_matcher=choice_matcher, tolerance=tolerance,
-                         gate_limit=gate_limit, output=output, device=device, dtype=dtype, seed=seed,
-                         curation=curation, training=training)
-    config = replace(config, records=records or config.records, gate_tasks=_csv(gate_tasks) or config.gate_tasks,
-                     report_tasks=_csv(report_tasks) or ())
+    training = TrainingConfig(mode=o["mode"], form=o["form"], c_und=o["coefficients"][0], c_gen=o["coefficients"][1],
+                              lr=o["lr"], steps=o["steps"], batch_size=o["train_batch_size"],
+                              grad_accum=o["grad_accum"], checkpoint_every=o["checkpoint_every"], seed=o["seed"])
+    curation = CurationConfig(images=o["images"], batch_size=o["curation_batch_size"], pairing=o["pairing"],
+                              min_best_score=o["min_best_score"], seed=o["seed"])
+    config = AlignConfig(
+        model=o["model"], data=o["data"], records=o["records"], questions=o["questions"],
+        question_generator=o["question_generator"], rounds=o["rounds"], betas=o["betas"], reference=o["reference"],
+        judge=o["judge"], caption_scorer=o["caption_scorer"], choice_matcher=o["choice_matcher"],
+        gate_tasks=_csv(o["gate_tasks"]) or ALIGN.gate_tasks, report_tasks=_csv(o["report_tasks"]) or (),
+        tolerance=o["tolerance"], gate_limit=o["gate_limit"], output=o["output"], device=o["device"],
+        dtype=o["dtype"], seed=o["seed"], curation=curation, training=training)
     rows = align(config, log=click.echo)
     if not is_main():  # the main process reports
         return
     click.echo(table(summary_frame(rows), "md"), nl=False)
-    click.echo(f"rounds: {output}/rounds.json")
+    click.echo(f"rounds: {config.output}/rounds.json")
     if config.report_tasks:
-        report = json.loads((output / "report.json").read_text())
+        report = json.loads((config.output / "report.json").read_text())
         click.echo(f"first vs final model on {', '.join(config.report_tasks)}:")
         click.echo(table(deltas_frame(report), "md"), nl=False)
 
 
-@main.group("world")
+@main.group("world", short_help="The embedded shapes world: train its model.")
 def world_group() -> None:
     """The embedded shapes world: train its model."""
 
 
-@world_group.command("train")
+@world_group.command("train", short_help="Train the embedded shapes-world Janus from scratch.")
 @click.option("--output", type=click.Path(path_type=Path), required=True, help="Folder for the trained model.")
-@click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--scenes", type=COUNT, default=None, help="Training scenes (default: the recipe's).")
-@click.option("--vq-steps", type=COUNT, default=None, help="VQ tokenizer steps (default: the recipe's).")
-@click.option("--lm-steps", type=COUNT, default=None, help="Joint language-model steps (default: the recipe's).")
-@click.option("--focus-steps", type=click.IntRange(min=0), default=None,
-              help="Focus-phase steps (position and count) after the joint phase (default: the recipe's).")
+@click.option("--seed", type=SEED, default=RECIPE.seed, show_default=True, help="Seeds scenes and initialisation.")
+@click.option("--scenes", type=COUNT, default=RECIPE.scenes, show_default=True, help="Training scenes.")
+@click.option("--vq-steps", type=COUNT, default=RECIPE.vq_steps, show_default=True, help="VQ tokenizer steps.")
+@click.option("--lm-steps", type=COUNT, default=RECIPE.lm_steps, show_default=True,
+              help="Joint language-model steps.")
+@click.option("--focus-steps", type=click.IntRange(min=0), default=RECIPE.focus_steps, show_default=True,
+              help="Focus-phase steps (position and count) after the joint phase.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
 @click.option("--guidance-scales", type=PositiveNumbers(), default="1.5,2,3,4,6", show_default=True,
               help="CFG scales to validate; the best becomes the model's default.")
 @click.option("--eval-limit", type=COUNT, default=None, help="At most N samples per task in the model card's eval.")
+@NO_PROGRESS
 @_friendly
 def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, device, guidance_scales,
                         eval_limit) -> None:
     """Train the shapes-world tiny Janus from scratch, pick its CFG scale, evaluate it, write its model card."""
     _quiet_libraries()
-    from dataclasses import replace
-
-    from hermes_bench.embedded.recipe import TrainConfig, train_embedded
+    from hermes_bench.embedded.recipe import train_embedded
     from hermes_bench.embedded.release import select_guidance, write_card
-    from hermes_bench.evaluate import SHAPES_TASKS, EvalConfig, run_eval
+    from hermes_bench.evaluate import run_eval
     from hermes_bench.models import resolve_device
     from hermes_bench.storage import check_writable
 
     check_writable(output)
-    config = TrainConfig(seed=seed, device=resolve_device(device))
-    config = replace(config, scenes=scenes or config.scenes, vq_steps=vq_steps or config.vq_steps,
-                     lm_steps=lm_steps or config.lm_steps,
-                     focus_steps=config.focus_steps if focus_steps is None else focus_steps)
+    config = TrainConfig(seed=seed, device=resolve_device(device), scenes=scenes, vq_steps=vq_steps,
+                         lm_steps=lm_steps, focus_steps=focus_steps)
     record = train_embedded(output, config, log=click.echo)
     guidance = select_guidance(output, guidance_scales, device=config.device)
     click.echo("guidance validation: " + ", ".join(f"{k:g}: {v:.3f}" for k, v in guidance.items()))
@@ -319,8 +338,9 @@ def world_train_command(output, seed, scenes, vq_steps, lm_steps, focus_steps, d
     click.echo(f"model card: {write_card(output, record, guidance, run)}")
 
 
-@main.command("tasks")
-@click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path))
+@main.command("tasks", short_help="List the registered tasks.")
+@click.option("--include-path", "include_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Extra folder of task YAMLs (repeatable).")
 @_friendly
 def tasks_command(include_paths) -> None:
     """List the registered tasks: name, kind, headline metric and data source."""
@@ -333,9 +353,10 @@ def tasks_command(include_paths) -> None:
     click.echo(tabulate(rows, headers=["task", "kind", "headline", "data source"], tablefmt="github"))
 
 
-@main.command("leaderboard")
+@main.command("leaderboard", short_help="Tabulate runs: Markdown, CSV, LaTeX or HTML.")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True,
+              help="Output format.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Write to this file instead of stdout.")
 @click.option("--details", is_flag=True, help="Add each task's breakdown: group members (e.g. POPE splits, MMMU "
                                               "disciplines) and extra metrics (e.g. MME cognition).")
@@ -353,7 +374,7 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
         click.echo(text, nl=False)
 
 
-@main.command("score")
+@main.command("score", short_help="Score images any model made (GenEval or DPG-Bench layout).")
 @click.argument("benchmark", type=click.Choice(SCORABLE))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(path_type=Path), default=None,
@@ -365,20 +386,21 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
               help="DPG-Bench: the benchmark's prompts folder.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")
 @click.option("--compat", is_flag=True, help="DPG-Bench: the reference's category quirk (last tile, un-zeroed).")
-@click.option("--batch-size", type=COUNT, default=32, show_default=True)
-@click.option("--device", default="auto", show_default=True)
-@click.option("--no-progress", is_flag=True)
+@click.option("--batch-size", type=COUNT, default=SCORE.batch_size, show_default=True,
+              help="Images or questions per forward pass.")
+@click.option("--device", default=SCORE.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
+@NO_PROGRESS
 @_friendly
 def score_command(benchmark, folder, output, detector_model, clip_model, judge, prompts_dir, csv_path, compat,
-                  batch_size, device, no_progress) -> None:
+                  batch_size, device) -> None:
     """Score images any model made, laid out as the benchmark's reference scripts expect
     (GenEval: FOLDER/<00000>/metadata.jsonl + samples/<0000>.png; DPG-Bench: FOLDER/<item_id>.png grids)."""
     _quiet_libraries()
     from hermes_bench.report.leaderboard import render
-    from hermes_bench.score_images import ScoreConfig, score_images
+    from hermes_bench.score_images import score_images
 
     run = score_images(ScoreConfig(benchmark, folder, output, device, batch_size=batch_size,
                                    detector_model=detector_model, clip_model=clip_model, judge=judge,
-                                   prompts_dir=prompts_dir, csv=csv_path, compat=compat, progress=not no_progress))
+                                   prompts_dir=prompts_dir, csv=csv_path, compat=compat, progress=progress.enabled()))
     click.echo(f"results: {run['output']}/results.json")
     click.echo(render([run], "md", details=True), nl=False)

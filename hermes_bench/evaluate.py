@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import transformers
 from accelerate import PartialState
 
 from hermes_bench import hub, processes
+from hermes_bench.configs import EvalConfig
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
 from hermes_bench.models import EMBEDDED_NAME, check_source, load_model, resolve_device, resolve_dtype
@@ -23,28 +23,6 @@ from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.runners.understanding import load_tasks, run_understanding
 from hermes_bench.storage import atomic_write_jsonl, check_writable, remove_partial_writes
 from hermes_bench.summary import Part, Scored, scored_generation, write_run
-
-DEFAULT_TASKS = ("shapes_pope", "shapes_mme", "shapes_geneval")
-SHAPES_TASKS = (*DEFAULT_TASKS, "shapes_gap")  # the small shapes tasks, the homologous gap included
-
-
-@dataclass
-class EvalConfig:
-    model: str | None = None  # None: the embedded default
-    tasks: tuple[str, ...] = DEFAULT_TASKS
-    include_paths: tuple[Path, ...] = ()
-    output: Path | None = None  # None: results/runs/<model>
-    data_dir: Path | None = None  # a local mirror of the hub datasets
-    batch_size: int = 32
-    limit: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    seed: int = 0
-    guidance_scale: float | None = None  # None: the model's default
-    detector_model: str | None = None  # GenEval: Mask2Former id or folder instead of the task's
-    clip_model: str | None = None  # GenEval: CLIP id or folder instead of the task's
-    judge: str | None = None  # DPG-Bench: the VQA judge instead of the task's
-    progress: bool = True
 
 
 def default_output(model_name: str) -> Path:

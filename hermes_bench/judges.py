@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from hermes_bench.configs import EXACT, JUDGE_HELP, SELF
 from hermes_bench.detectors.shapes import detect
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import check_source, load_model
@@ -144,11 +145,7 @@ class ModelJudge(Judge):
                 for row in ask(self.model, images, asked, ExactChoice(), self.batch_size, 4, self.cache)]
 
 
-# Every command names a judge the same way: who answers questions about generated images.
-SELF, EXACT = "self", "exact"
-JUDGE_HELP = ("Who answers questions about generated images: self (the model itself), exact (the shapes world's "
-              "oracle), openai:MODEL (an OpenAI-compatible API: OPENAI_BASE_URL, OPENAI_API_KEY), or a model "
-              "folder or hub id.")
+# Every command names a judge the same way (configs.JUDGE_HELP): who answers questions about generated images.
 
 
 def check_judge(name: str, needs: str | None = None) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
+from hermes_bench.configs import ScoreConfig
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import resolve_device
 from hermes_bench.registry import Registry
@@ -14,25 +13,6 @@ from hermes_bench.runners import SCORABLE, benchmark
 from hermes_bench.runners.generation import GenerationSettings
 from hermes_bench.storage import check_writable, remove_partial_writes
 from hermes_bench.summary import scored_generation, write_run
-
-
-@dataclass
-class ScoreConfig:
-    """Scoring images another model made, in a benchmark's reference layout."""
-
-    benchmark: str  # one of runners.SCORABLE
-    folder: Path
-    output: Path | None = None  # None: <folder>/hermes-bench
-    device: str = "auto"
-    seed: int = 0
-    batch_size: int = 32
-    detector_model: str | None = None
-    clip_model: str | None = None
-    judge: str | None = None
-    prompts_dir: Path | None = None  # DPG-Bench
-    csv: Path | None = None  # DPG-Bench
-    compat: bool = False  # DPG-Bench: the reference's category quirk
-    progress: bool = True
 
 
 def score_images(cfg: ScoreConfig) -> dict:

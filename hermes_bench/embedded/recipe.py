@@ -24,35 +24,16 @@ import torch
 import torch.nn.functional as F
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
+from hermes_bench.configs import TrainConfig
 from hermes_bench.embedded.tiny import BOI, BOS, EOS, PAD, tiny_janus
 from hermes_bench.models.base import mask_positions
+from hermes_bench.progress import bar
 from hermes_bench.storage import atomic_write_bytes, atomic_write_json, digest
 from hermes_bench.tasks.mme.mme_utils import doc_to_text as mme_prompt
 from hermes_bench.tasks.pope.pope_utils import doc_to_text as pope_prompt
 from hermes_bench.world import language
 from hermes_bench.world.questions import OPPOSITE, QUESTION_TYPES, clear_pairs, question_pairs, relations, unique
 from hermes_bench.world.scene import CELL, COLORS, GRID, SHAPES, Scene, render, sample_scene
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 0
-    hidden: int = 128
-    layers: int = 4
-    vision_layers: int = 2
-    scenes: int = 20000
-    vq_assign_steps: int = 1500
-    vq_steps: int = 4000
-    vq_lr: float = 3e-3
-    lm_steps: int = 5000
-    lm_lr: float = 1e-3
-    warmup: int = 200
-    batch_size: int = 64
-    focus_steps: int = 4000
-    focus_lr: float = 5e-4
-    condition_dropout: float = 0.1
-    guidance_scale: float = 2.0
-    device: str = "cpu"
 
 
 def pixel_tensor(scenes: list[Scene]) -> torch.Tensor:
@@ -171,7 +152,7 @@ def train_vq(model: JanusForConditionalGeneration, pixels: torch.Tensor, config:
     for part, steps, params in parts:
         optimizer = torch.optim.Adam(params, lr=config.vq_lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.vq_lr, total_steps=steps, pct_start=0.05)
-        for step in range(steps):
+        for step in bar(range(steps), f"world train: vq {part}"):
             pick = torch.randint(len(pixels), (16,), generator=generator)
             batch, target = pixels[pick].to(config.device), labels[pick].to(config.device)
             if part == "assign":
@@ -325,7 +306,7 @@ def train_lm(model, examples: Examples, pixels, codes, config: TrainConfig, log:
     rng = random.Random(config.seed + 1)
     generator = torch.Generator().manual_seed(config.seed + 1)
     b = config.batch_size
-    for step in range(config.lm_steps):
+    for step in bar(range(config.lm_steps), "world train: joint"):
         u_loss, _ = understanding_loss(model, rng.sample(examples.understanding, b), pixels, config.device)
         c_loss, _ = understanding_loss(model, rng.sample(examples.captions, b // 2), pixels, config.device)
         g_loss = generation_loss(model, rng.sample(examples.generation, b // 2), codes, config.device,
@@ -356,7 +337,7 @@ def focus_on_position_and_count(model, examples: Examples, pixels, codes, config
     open_kinds = [([r for r in examples.open_questions if r[3] == kind], share)
                   for kind, share in zip(OPEN_KINDS, (2, 1, 1), strict=True)]
     b = config.batch_size
-    for step in range(1, config.focus_steps + 1):
+    for step in bar(range(1, config.focus_steps + 1), "world train: focus"):
         asked = rng.sample(examples.understanding, b // 2) + rng.sample(position, b * 3 // 8) + \
             rng.sample(count, b // 8)
         u_loss, _ = understanding_loss(model, asked, pixels, config.device)
