@@ -36,7 +36,19 @@ class Preference:
 
 def pair_dpo_loss(understanding: Preference | None, generation: Preference | None, beta: float = 0.5,
                   form: str = "sum", c_und: float = 1.0, c_gen: float = 1.0) -> torch.Tensor:
-    """Per-sample Pair-DPO loss, (batch,); the caller averages."""
+    """Per-sample Pair-DPO loss; the caller averages.
+
+    Args:
+        understanding, generation: each side's summed log-probs of win and lose under the policy and the reference
+            (None leaves that side out: the single-modality ablations).
+        beta: the DPO temperature; each margin is beta * [(pi(w) - ref(w)) - (pi(l) - ref(l))].
+        form: "sum" (the official code: c_und * -logsigmoid(m_und) + c_gen * -logsigmoid(m_gen)) or "joint"
+            (the paper's formula: -logsigmoid(c_und * m_und + c_gen * m_gen)).
+        c_und, c_gen: the weights of the two sides.
+
+    Returns:
+        The loss of each homologous pair, shape (batch,).
+    """
     if form not in FORMS:
         raise ValueError(f"Pair-DPO form must be one of {FORMS}, not {form!r}")
     terms = [(c, p.margin(beta)) for c, p in ((c_und, understanding), (c_gen, generation)) if p is not None]

@@ -268,5 +268,16 @@ def _plain(config: AlignConfig) -> dict:
 
 
 def align(config: AlignConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """Run HermesFlow's self-play rounds: each round curates pairs with the last kept model, trains it with
+    Pair-DPO, and keeps the result only if the gate tasks say it helped. Resumes a run found in config.output.
+
+    Args:
+        config: the model, data, judge, curation and training settings, the gate and the output folder.
+        log: where progress lines go (`print` by default; silenced on processes other than the main one).
+
+    Returns:
+        One row per round attempt: the decision, pair counts, final loss, and every gate score before and after
+        with its paired change and 95% interval (what rounds.json holds under "rounds").
+    """
     return Aligner(config, log).run()
 

@@ -106,8 +106,16 @@ def _generation(model: UnifiedModel, spec: TaskSpec, cfg: EvalConfig, output: Pa
 
 
 def run_eval(cfg: EvalConfig) -> dict:
-    """Run the tasks on the model, write results.json and per-sample files into the output folder.
-    Returns the run; {} on processes other than the main one."""
+    """Run the tasks on the model; write results.json, the per-sample files and lm-eval's results file into the
+    output folder (rerunning into it resumes).
+
+    Args:
+        cfg: the model, tasks and how to run them (see configs.EvalConfig).
+
+    Returns:
+        The run as results.json holds it (headlines with bootstrap intervals, U, G, gap, provenance); {} on
+        processes other than the main one.
+    """
     return evaluate(cfg)[0]
 
 

@@ -5,6 +5,7 @@ model itself for self-VQA, or any unified model as a VLM judge). An answer is Tr
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
@@ -146,6 +147,12 @@ class ModelJudge(Judge):
 
 
 # Every command names a judge the same way (configs.JUDGE_HELP): who answers questions about generated images.
+# Judges reached through a prefix (`openai:MODEL`): the prefix, and what makes an Answerer of the full name.
+JUDGE_PREFIXES: dict[str, Callable[[str], Answerer]] = {PREFIX: APIModel}
+
+
+def _prefixed(name: str) -> Callable[[str], Answerer] | None:
+    return next((make for prefix, make in JUDGE_PREFIXES.items() if name.startswith(prefix)), None)
 
 
 def check_judge(name: str, needs: str | None = None) -> None:
@@ -156,7 +163,7 @@ def check_judge(name: str, needs: str | None = None) -> None:
     if name == EXACT and needs:
         raise HermesBenchError(f"--judge exact answers shapes-world questions only; {needs} need a model judge: "
                                "self, openai:MODEL, or a model folder or hub id")
-    if name not in (SELF, EXACT) and not name.startswith(PREFIX):
+    if name not in (SELF, EXACT) and _prefixed(name) is None:
         check_source(name, "judge folder")
 
 
@@ -169,4 +176,5 @@ def load_answerer(name: str, model: Answerer | None, device: str, needs: str) ->
             raise HermesBenchError("--judge self: there is no model of its own here; pass --judge openai:MODEL or "
                                    "a model folder or hub id")
         return model
-    return APIModel(name) if name.startswith(PREFIX) else load_model(name, device)
+    make = _prefixed(name)
+    return make(name) if make is not None else load_model(name, device)

@@ -78,7 +78,19 @@ def check_source(source: str, what: str = "model folder") -> Path | None:
 
 
 def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> UnifiedModel:
-    """A local folder or hub id; None means the embedded default."""
+    """Load a unified model behind the UnifiedModel interface; its family comes from config.json.
+
+    Args:
+        model: a local folder or hub id (a Show-o bundle folder too); None means the embedded default.
+        device: auto (a GPU when there is one), cpu, cuda or cuda:N.
+        dtype: auto (bf16 on GPUs that have it, else float32), float32, bfloat16 or float16.
+
+    Returns:
+        The model, ready for answers, image generation and, for alignment, teacher-forced log-probs.
+
+    Raises:
+        HermesBenchError: a missing or broken folder, an unsupported family, or weights that do not fit.
+    """
     source, name = (str(embedded_model_dir()), EMBEDDED_NAME) if model is None else (model, model)
     local = check_source(source)
     device = resolve_device(device)
