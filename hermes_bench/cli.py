@@ -312,7 +312,8 @@ def world_group() -> None:
 @click.option("--focus-steps", type=click.IntRange(min=0), default=RECIPE.focus_steps, show_default=True,
               help="Focus-phase steps (position and count) after the joint phase.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
-@click.option("--guidance-scales", type=PositiveNumbers(), default="1.5,2,3,4,6", show_default=True,
+@click.option("--guidance-scales", type=PositiveNumbers(), show_default=True,
+              default=",".join(f"{g:g}" for g in RECIPE.guidance_candidates),
               help="CFG scales to validate; the best becomes the model's default.")
 @click.option("--eval-limit", type=COUNT, default=None, help="At most N samples per task in the model card's eval.")
 @NO_PROGRESS

@@ -144,4 +144,5 @@ class TrainConfig:
     focus_lr: float = 5e-4
     condition_dropout: float = 0.1
     guidance_scale: float = 2.0
+    guidance_candidates: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0, 6.0)  # validated after training; the best is kept
     device: str = "cpu"

@@ -1,14 +1,12 @@
 """Emu3 through the same interface as Janus: a tiny Emu3 built offline, evaluated and aligned through --model."""
 
-import json
 
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_runs import eval_and_align
 
 from hermes_bench.align.data import shapes_records
 from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss
-from hermes_bench.cli import main
 from hermes_bench.models import load_model
 from hermes_bench.models.emu3 import Emu3Model
 
@@ -91,18 +89,8 @@ def test_one_pair_dpo_step(emu3, tmp_path):
 
 @pytest.mark.slow
 def test_eval_and_align_through_model_dir(tiny_emu3, tmp_path):
-    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_emu3), "--limit", "4", "--batch-size", "8",
-                                       "--no-progress", "--output", str(tmp_path / "eval")])
-    assert result.exit_code == 0, result.output
-    run = json.loads((tmp_path / "eval" / "results.json").read_text())
+    run, rounds = eval_and_align(tiny_emu3, tmp_path)
     assert run["model"]["family"] == "Emu3Model"
     assert set(run["headlines"]) == {"shapes_pope", "shapes_mme", "shapes_geneval"}
-    # a random model's captions all score 0 against the scene graph: train its generation side, judged exactly
-    result = CliRunner().invoke(main, ["align", "--model", str(tiny_emu3), "--rounds", "1", "--records", "12",
-                                       "--images", "4", "--steps", "2", "--train-batch-size", "2", "--gate-limit",
-                                       "4", "--mode", "generation", "--judge", "exact", "--output",
-                                       str(tmp_path / "align")])
-    assert result.exit_code == 0, result.output
-    rounds = json.loads((tmp_path / "align" / "rounds.json").read_text())
     assert rounds["rounds"][0]["pairs_generation"] > 0
     assert (tmp_path / "align" / "round-1" / "beta-0.5" / "model" / "config.json").is_file()

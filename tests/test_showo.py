@@ -7,13 +7,12 @@ import shutil
 
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_runs import eval_and_align
 from safetensors.torch import load_file, save_file
 from transformers import PhiConfig
 
 from hermes_bench.align.data import shapes_records
 from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss
-from hermes_bench.cli import main
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import load_model
 from hermes_bench.models.magvitv2 import MagvitSizes
@@ -343,18 +342,9 @@ def test_one_pair_dpo_step_and_save_reload(showo, tmp_path, images):
 
 @pytest.mark.slow
 def test_eval_and_align_through_model_dir(tiny_showo, tmp_path):
-    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_showo), "--limit", "4", "--batch-size", "8",
-                                       "--no-progress", "--output", str(tmp_path / "eval")])
-    assert result.exit_code == 0, result.output
-    run = json.loads((tmp_path / "eval" / "results.json").read_text())
+    # a random model's images seldom pass the pair filter (best image above 0.6): curate from more of them
+    run, rounds = eval_and_align(tiny_showo, tmp_path, records=24, images=8)
     assert run["model"]["family"] == "ShowoModel"
     assert set(run["headlines"]) == {"shapes_pope", "shapes_mme", "shapes_geneval"}
-    # a random model's images seldom pass the pair filter (best image above 0.6): curate from more of them
-    result = CliRunner().invoke(main, ["align", "--model", str(tiny_showo), "--rounds", "1", "--records", "24",
-                                       "--images", "8", "--steps", "2", "--train-batch-size", "2", "--gate-limit",
-                                       "4", "--mode", "generation", "--judge", "exact", "--output",
-                                       str(tmp_path / "align")])
-    assert result.exit_code == 0, result.output
-    rounds = json.loads((tmp_path / "align" / "rounds.json").read_text())
     assert rounds["rounds"][0]["pairs_generation"] > 0
     assert (tmp_path / "align" / "round-1" / "beta-0.5" / "model" / "showo" / "config.json").is_file()
