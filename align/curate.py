@@ -56,7 +56,6 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
     steps = bar(desc="curation: captions", total=len(settings) * len(starts))
     for s, setting in enumerate(settings):
         for start in starts:
-            steps.update()
             chunk = records[start:start + config.batch_size]
             key = _batch_key(model, "captions", chunk, config, s)
             if cache is not None and key in cache:
@@ -71,6 +70,7 @@ def caption_samples(model: UnifiedModel, records: list[Record], scorer: CaptionS
                     cache.put_many({key: said})
             for i, text in enumerate(said):
                 captions.setdefault(start + i, []).append(text)
+            steps.update()
     steps.close()
     return merged({i: Samples(c, scorer.score(records[i], c)) for i, c in captions.items()}, range(len(records)))
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import transformers
-from accelerate import PartialState
 
 from hermes_bench import hub, processes
 from hermes_bench.configs import EvalConfig
@@ -159,7 +158,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
         if scored_task is not None:
             scored.append(scored_task)
     stages["generation_s"] = time.perf_counter() - start - stages["understanding_s"]
-    if not PartialState().is_main_process:
+    if not processes.is_main():
         return {}, []
     model_info = {"name": model.name, "path": str(model.path) if model.path else None,
                   "weights_sha256": model.weights_sha256(), "family": type(model).__name__}

@@ -114,8 +114,7 @@ def score(spec: TaskSpec, config, settings: GenerationSettings, output: Path) ->
     if config.prompts_dir is None or config.csv is None:
         raise HermesBenchError("scoring DPG-Bench images needs --prompts DIR and --csv FILE of the benchmark")
     prompts, questions = load_prompts(config.prompts_dir, config.csv)
-    check_judge(settings.judge_name(spec.config.get("judge")), NEEDS)  # before the images are read
-    judge = settings.load_judge(spec.config.get("judge"), None, NEEDS)
+    judge = settings.load_judge(spec.config.get("judge"), None, NEEDS)  # before the images are read
     records = score_folder(config.folder, prompts, questions, judge, SampleCache(output, f"scores.{spec.name}"),
                            settings.batch_size, settings.progress)
     return result(records, compat=config.compat)

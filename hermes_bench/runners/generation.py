@@ -62,7 +62,7 @@ class GenerationSettings:
             setting["clip_id"] = self.clip_model
         return setting
 
-    def load_judge(self, default: str | None, model: Answerer, needs: str) -> Answerer:
+    def load_judge(self, default: str | None, model: Answerer | None, needs: str) -> Answerer:
         """The model that answers this task's questions about generated images (see judges.load_answerer)."""
         return load_answerer(self.judge_name(default), model, self.device, needs)
 
