@@ -183,6 +183,13 @@ def official_magvit_keys(ch=128, z=13):
     return keys | {"quantize.embedding": (2 ** z, z), "quantize.power_vals": (z,)}
 
 
+def test_magvit_sizes_are_the_official_vqgan_arguments():
+    sizes = MagvitSizes.from_config({"encoder": {"ch": 64, "ch_mult": [1, 2], "dropout": 0.0}})
+    assert (sizes.encoder.ch, sizes.encoder.ch_mult, sizes.decoder) == (64, (1, 2), MagvitSizes().decoder)
+    with pytest.raises(HermesBenchError, match="unknown sizes channels"):
+        MagvitSizes.from_config({"decoder": {"channels": 64}})
+
+
 def test_real_size_show_o_512_and_magvit_v2_have_the_official_keys_and_shapes():
     network = build_network(phi_config(PHI_1_5, 58498), "meta")
     assert {k: tuple(v.shape) for k, v in network.state_dict().items()} == official_showo_keys()

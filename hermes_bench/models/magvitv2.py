@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hermes_bench.errors import HermesBenchError
+
 
 @dataclass(frozen=True)
 class CoderSizes:
@@ -29,6 +31,8 @@ class CoderSizes:
     out_ch: int = 3
     resolution: int = 256
     z_channels: int = 13
+    double_z: bool = False  # the encoder's last conv gives 2 * z_channels (the official default: no)
+    dropout: float = 0.0  # ResnetBlock dropout: no weights, and off at inference
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class MagvitSizes:
         sides = {}
         for side in ("encoder", "decoder"):
             given = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get(side, {}).items()}
+            unknown = sorted(set(given) - set(vars(CoderSizes())))
+            if unknown:
+                raise HermesBenchError(f"MAGVIT-v2 config.json: {side} has unknown sizes {', '.join(unknown)}; it "
+                                       f"takes the official VQGAN arguments: {', '.join(vars(CoderSizes()))}")
             sides[side] = CoderSizes(**{**vars(getattr(cls(), side)), **given})
         return cls(**sides)
 
@@ -153,7 +161,7 @@ class Encoder(nn.Module):
             self.down.append(level)
         self.mid = _middle(block_in)
         self.norm_out = group_norm(block_in)
-        self.conv_out = nn.Conv2d(block_in, s.z_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(block_in, 2 * s.z_channels if s.double_z else s.z_channels, 3, padding=1)
         self.quant_conv = nn.Conv2d(s.z_channels, s.z_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
