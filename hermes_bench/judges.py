@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import Image
+from transformers import PretrainedConfig
 
 from hermes_bench.configs import EXACT, JUDGE_HELP, SELF
 from hermes_bench.detectors.shapes import detect
-from hermes_bench.errors import HermesBenchError
+from hermes_bench.errors import HermesBenchError, loading
 from hermes_bench.models import check_source, load_model
 from hermes_bench.models.api import PREFIX, APIModel
 from hermes_bench.models.base import IMAGE_PLACEHOLDER, Answerer
@@ -163,8 +164,9 @@ def check_judge(name: str, needs: str | None = None) -> None:
     if name == EXACT and needs:
         raise HermesBenchError(f"--judge exact answers shapes-world questions only; {needs} need a model judge: "
                                "self, openai:MODEL, or a model folder or hub id")
-    if name not in (SELF, EXACT) and _prefixed(name) is None:
-        check_source(name, "judge folder")
+    if name not in (SELF, EXACT) and _prefixed(name) is None and check_source(name, "judge folder") is None:
+        with loading(f"judge {name}", "pass a model folder, or a hub id in the hub cache"):
+            PretrainedConfig.get_config_dict(name)  # a hub id: its config must be reachable before any work
 
 
 def load_answerer(name: str, model: Answerer | None, device: str, needs: str) -> Answerer:

@@ -118,3 +118,13 @@ def test_a_toy_task_and_a_toy_judge_registered_as_the_readme_says(tmp_path, monk
     assert set(run["headlines"]) == {"toy_pope", "shapes_gap"}
     judged = [json.loads(line) for line in (out / "samples_shapes_gap.jsonl").read_text().splitlines()]
     assert {r["judge"] for r in judged} == {"yes:always"} and all(r["generation_answer"] for r in judged)
+
+
+@pytest.mark.parametrize("command", [["eval", "--tasks", "shapes_gap"], ["align", "--rounds", "1", "--records", "2"]])
+def test_every_command_checks_its_judge_before_any_work(command, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, [*command, "--judge", "nobody/no-such-judge", "--no-progress", "--output",
+                                       str(out)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: cannot load judge nobody/no-such-judge") and result.output.count("\n") == 1
+    assert not (out / "images").exists() and not (out / "round-0").exists()
