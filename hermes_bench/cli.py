@@ -160,7 +160,7 @@ def main() -> None:
     """Measure the understanding-generation gap of unified multimodal models."""
 
 
-EVAL, ALIGN, RECIPE, SCORE = EvalConfig(), AlignConfig(), TrainConfig(), ScoreConfig("geneval", Path("."))
+EVAL, ALIGN, RECIPE = EvalConfig(), AlignConfig(), TrainConfig()
 CURATION, TRAINING = ALIGN.curation, ALIGN.training
 
 
@@ -387,9 +387,9 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
               help="DPG-Bench: the benchmark's prompts folder.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")
 @click.option("--compat", is_flag=True, help="DPG-Bench: the reference's category quirk (last tile, un-zeroed).")
-@click.option("--batch-size", type=COUNT, default=SCORE.batch_size, show_default=True,
+@click.option("--batch-size", type=COUNT, default=ScoreConfig.batch_size, show_default=True,
               help="Images or questions per forward pass.")
-@click.option("--device", default=SCORE.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default=ScoreConfig.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
 @NO_PROGRESS
 @_friendly
 def score_command(benchmark, folder, output, detector_model, clip_model, judge, prompts_dir, csv_path, compat,

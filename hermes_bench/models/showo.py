@@ -90,25 +90,24 @@ def find_parts(source: str) -> ShowoParts:
     return ShowoParts(source, MAGVIT_SOURCE, config.get("llm_model_path") or PHI)
 
 
-def _weights(source: str, what: str) -> dict[str, torch.Tensor]:
-    for name in WEIGHT_NAMES:
-        path = cached_file(source, name, _raise_exceptions_for_missing_entries=False)
-        if path is not None:
-            if name.endswith(".safetensors"):
-                return load_file(path)
-            try:  # tensors only: a pickle that would run code is refused, not run
-                return torch.load(path, map_location="cpu", weights_only=True)
-            except pickle.UnpicklingError:
-                raise HermesBenchError(f"{what} {source}: {name} holds more than tensors (a pickle that would run "
-                                       "code), which hermes-bench refuses to load: save the weights as safetensors"
-                                       ) from None
-    raise HermesBenchError(f"{what} {source} has no weights ({' or '.join(WEIGHT_NAMES)}), neither in a folder nor "
-                           "in the hub cache: download the checkpoint in full")
-
-
-def _weight_files(source: str) -> list[Path]:
+def _weight_file(source: str) -> Path | None:
+    """The checkpoint's weights file, in a folder or the hub cache (Show-o's own name first)."""
     found = (cached_file(source, name, _raise_exceptions_for_missing_entries=False) for name in WEIGHT_NAMES)
-    return [Path(p) for p in found if p is not None][:1]
+    return next((Path(p) for p in found if p is not None), None)
+
+
+def _weights(source: str, what: str) -> dict[str, torch.Tensor]:
+    path = _weight_file(source)
+    if path is None:
+        raise HermesBenchError(f"{what} {source} has no weights ({' or '.join(WEIGHT_NAMES)}), neither in a folder "
+                               "nor in the hub cache: download the checkpoint in full")
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    try:  # tensors only: a pickle that would run code is refused, not run
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise HermesBenchError(f"{what} {source}: {path.name} holds more than tensors (a pickle that would run code), "
+                               "which hermes-bench refuses to load: save the weights as safetensors") from None
 
 
 def load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
@@ -345,5 +344,6 @@ class ShowoModel(UnifiedModel):
 
     def weights_sha256(self) -> str | None:
         if self._weights_sha256 is None:
-            self._weights_sha256 = files_sha256(_weight_files(self.parts.showo) + _weight_files(self.parts.magvit))
+            found = (_weight_file(part) for part in (self.parts.showo, self.parts.magvit))
+            self._weights_sha256 = files_sha256(p for p in found if p is not None)
         return self._weights_sha256
