@@ -14,7 +14,7 @@ from hermes_bench.errors import HermesBenchError, loading, refuse_remote_code
 from hermes_bench.models.base import UnifiedModel
 from hermes_bench.models.emu3 import Emu3Model
 from hermes_bench.models.janus import JanusModel
-from hermes_bench.models.showo import ShowoModel, is_showo
+from hermes_bench.models.showo import ShowoModel, is_bundle, is_showo
 
 FAMILIES = {"janus": JanusModel, "emu3": Emu3Model, "showo": ShowoModel}
 EMBEDDED_NAME = "shapes-janus-tiny (embedded default)"
@@ -59,7 +59,7 @@ def check_source(source: str, what: str = "model folder") -> Path | None:
     of its own: a cheap check, made before any work."""
     local = Path(source).expanduser()
     looks_local = local.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1
-    if (local / "showo" / "config.json").is_file():  # a Show-o bundle: its parts are folders of their own
+    if is_bundle(local):  # its parts are checked as they load
         return local
     if looks_local and not (local / "config.json").is_file():
         found = "has no config.json" if local.is_dir() else "does not exist"
@@ -105,7 +105,7 @@ def load_model(model: str | None, device: str = "auto", dtype: str = "auto") -> 
 
 def family(source: str, local: Path | None) -> str | None:
     """The model family config.json names: `showo` for a Show-o checkpoint or bundle, else its model_type."""
-    if local is not None and (local / "showo" / "config.json").is_file():
+    if local is not None and is_bundle(local):
         return "showo"
     config, _ = PretrainedConfig.get_config_dict(source)
     return "showo" if is_showo(config) else config.get("model_type")

@@ -76,10 +76,15 @@ def is_showo(config: dict) -> bool:
     return config.get("_class_name") == "Showo"
 
 
+def is_bundle(folder: Path) -> bool:
+    """A Show-o bundle folder: its parts are folders of their own, showo/ among them."""
+    return (folder / "showo" / "config.json").is_file()
+
+
 def find_parts(source: str) -> ShowoParts:
     """The rule in the module docstring."""
     folder = Path(source).expanduser()
-    if (folder / "showo" / "config.json").is_file():
+    if is_bundle(folder):
         missing = [part for part in BUNDLE if not (folder / part / "config.json").is_file()]
         if missing:
             raise HermesBenchError(f"Show-o bundle {source} lacks {', '.join(f'{m}/config.json' for m in missing)}: a "
