@@ -9,11 +9,13 @@ gating (the eval's own per-sample cache).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from accelerate import PartialState
+from accelerate.utils import is_tensorboard_available, is_wandb_available
 
 from hermes_bench import progress
 from hermes_bench.align.curate import PAIRINGS, Samples, caption_samples, image_samples, pairs_table
@@ -31,7 +33,7 @@ from hermes_bench.align.sample_scores import (
     SimilarityCaptionScorer,
     TextEncoder,
 )
-from hermes_bench.align.trainer import SIDES, reference_logprobs, train, trainable_ids
+from hermes_bench.align.trainer import SIDES, make_accelerator, reference_logprobs, train, trainable_ids
 from hermes_bench.configs import AlignConfig, TrainingConfig
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.evaluate import EvalConfig, evaluate
@@ -51,8 +53,9 @@ from hermes_bench.storage import (
 from hermes_bench.summary import Scored
 
 OPTIONS_FILE = "options.json"  # what the run's stages depend on: a rerun with other options is refused
-RESUME_FREE = ("output", "report_tasks", "rounds")  # may change between a run and its resumption
+RESUME_FREE = ("output", "report_tasks", "rounds", "report_to")  # may change between a run and its resumption
 REFERENCES = ("previous", "initial")
+TRACKERS = {"none": lambda: True, "tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
 
 
 
@@ -69,6 +72,11 @@ class Aligner:
             raise HermesBenchError(f"--pairing {config.curation.pairing!r}: use one of {', '.join(PAIRINGS)}")
         if config.training.mode not in SIDES:
             raise HermesBenchError(f"--mode {config.training.mode!r}: use one of {', '.join(SIDES)}")
+        if config.report_to not in TRACKERS:
+            raise HermesBenchError(f"--report-to {config.report_to!r}: use one of {', '.join(TRACKERS)}")
+        if config.report_to != "none" and not TRACKERS[config.report_to]():
+            raise HermesBenchError(f"--report-to {config.report_to}: its package is not installed; pip install "
+                                   f"'hermes-bench[{config.report_to}]'")
         start(resolve_device(config.device))
         self.config, self.log = config, log if is_main() else (lambda _: None)
         Registry().get([*config.gate_tasks, *config.report_tasks])  # unknown task names stop here, before any work
@@ -86,6 +94,8 @@ class Aligner:
             raise HermesBenchError("--judge exact needs the shapes world (no --data): real data has no oracle")
         self.by_id = {r.id: r for r in self.records}
         self._check_options()  # the first write into the output folder: everything above was checked first
+        self.accelerator = _engine(config)
+        self.tracked_steps = 0  # the trackers' step: training steps so far, over rounds and beta retries
         if "generation" in SIDES[config.training.mode]:
             self._ensure_questions()
 
@@ -216,15 +226,17 @@ class Aligner:
                     settings = replace(round_settings, beta=beta)
                     self.log(f"round {index}: training on {len(trainable_ids(pairs, c.training.mode))} records "
                              f"(beta {beta:g})")
-                    history = train(policy, self.by_id, pairs, refs, settings, candidate, self.log)
+                    history = train(policy, self.by_id, pairs, refs, settings, candidate, self.log, self.accelerator,
+                                    self.tracked_steps, save_to=trained)
                     if is_main():
-                        policy.save(trained)
                         atomic_write_json(candidate / "train_log.json", history)
-                        (candidate / "checkpoint.pt").unlink(missing_ok=True)
+                        shutil.rmtree(candidate / "checkpoints", ignore_errors=True)
                     wait()
+                self.tracked_steps += len(history)
                 _, scored = self.gate_eval(str(trained), candidate / "gate", c.gate_tasks)
                 decision = from_main(compare(kept_scored, scored, c.tolerance, c.seed) if is_main() else None)
                 rows.append(_row(index, beta, decision, counts, history[-1]))
+                self.accelerator.log(_gate_stats(decision), step=self.tracked_steps)
                 self.log(f"round {index} (beta {beta:g}): {'kept' if decision.keep else 'rolled back'}: "
                          f"{decision.reason}")
                 if decision.keep:
@@ -241,6 +253,7 @@ class Aligner:
             plot_rounds(rows, out / "rounds.png")
         if c.report_tasks:
             self.report(kept, out)
+        self.accelerator.end_training()
         return rows
 
     def report(self, final: str, out: Path) -> None:
@@ -261,6 +274,27 @@ def _row(index: int, beta: float, decision: Decision, counts: dict, last: dict) 
         row.update({f"{name}_before": d.before, f"{name}_after": d.after, f"{name}_delta": d.delta,
                     f"{name}_ci_low": d.ci[0], f"{name}_ci_high": d.ci[1]})
     return row
+
+
+def _engine(config: AlignConfig):
+    """One accelerate engine for every round; its trackers (if any) log under <output>/trackers."""
+    accelerator = make_accelerator(config.training, resolve_device(config.device), config.report_to,
+                                   config.output / "trackers")
+    hyperparameters = {k: v if isinstance(v, int | float | bool) else str(v)
+                       for k, v in {**_plain(config), **_plain(config)["training"]}.items()
+                       if k not in ("training", "curation")}
+    accelerator.init_trackers("hermes-bench-align", config=hyperparameters)
+    return accelerator
+
+
+def _gate_stats(decision: Decision) -> dict[str, float]:
+    """What the trackers get per round attempt: each gate score's paired change with its 95% interval, and the
+    decision (1 kept, 0 rolled back)."""
+    stats = {"gate/kept": float(decision.keep)}
+    for name, d in {**decision.sides, **decision.tasks}.items():
+        stats.update({f"gate/{name}/delta": d.delta, f"gate/{name}/ci_low": d.ci[0],
+                      f"gate/{name}/ci_high": d.ci[1]})
+    return stats
 
 
 def _plain(config: AlignConfig) -> dict:

@@ -23,7 +23,7 @@ def run_variant(variant: str, args: argparse.Namespace, folder: Path) -> dict:
     from hermes_bench.align.curate import CAPTION_PROMPT
     from hermes_bench.align.data import shapes_records
     from hermes_bench.align.pair_dpo import Preference, pair_dpo_loss
-    from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss
+    from hermes_bench.align.trainer import PairLogProbs, TrainingConfig, reference_logprobs, step_loss
     from hermes_bench.models import load_model
 
     policy = load_model(str(folder), args.device, "float32")
@@ -40,9 +40,10 @@ def run_variant(variant: str, args: argparse.Namespace, folder: Path) -> dict:
     if variant == "precomputed":
         refs = reference_logprobs(policy, by_id, pairs, "pair")  # once per round, outside the timed steps
         policy.module.train()
+        scorer = PairLogProbs(policy, "pair", config.mask_key)
 
         def step() -> torch.Tensor:
-            return step_loss(policy, records, [pairs[r.id] for r in records], [refs[r.id] for r in records], drop,
+            return step_loss(scorer, records, [pairs[r.id] for r in records], [refs[r.id] for r in records], drop,
                              config)[0]
     else:
         reference = load_model(str(folder), args.device, "float32")

@@ -232,6 +232,17 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
               help="Gradient accumulation steps.")
 @click.option("--checkpoint-every", type=COUNT, default=TRAINING.checkpoint_every, show_default=True,
               help="Steps between checkpoints.")
+@click.option("--lora-rank", type=click.IntRange(min=0), default=TRAINING.lora_rank, show_default=True,
+              help="Train LoRA adapters of this rank (peft) instead of every weight; 0: full fine-tuning.")
+@click.option("--lora-alpha", type=POSITIVE, default=TRAINING.lora_alpha, show_default=True,
+              help="LoRA's scaling numerator (the update is scaled by alpha / rank).")
+@click.option("--lora-targets", default=None,
+              help="Regex fully matching the module names LoRA adapts. Default: the family's language-model "
+                   "attention and MLP projections.")
+@click.option("--gradient-checkpointing", is_flag=True,
+              help="Recompute each decoder layer in backward: much less activation memory for one more forward.")
+@click.option("--report-to", type=click.Choice(["none", "tensorboard", "wandb"]), default=ALIGN.report_to,
+              show_default=True, help="Send training and gate statistics to a tracker (logs in OUTPUT/trackers).")
 @click.option("--images", type=COUNT, default=CURATION.images, show_default=True,
               help="Images generated per caption in curation.")
 @click.option("--curation-batch-size", type=COUNT, default=CURATION.batch_size, show_default=True,
@@ -276,7 +287,9 @@ def align_command(**o) -> None:
                                  param_hint="--coefficients")
     training = TrainingConfig(mode=o["mode"], form=o["form"], c_und=o["coefficients"][0], c_gen=o["coefficients"][1],
                               lr=o["lr"], steps=o["steps"], batch_size=o["train_batch_size"],
-                              grad_accum=o["grad_accum"], checkpoint_every=o["checkpoint_every"], seed=o["seed"])
+                              grad_accum=o["grad_accum"], checkpoint_every=o["checkpoint_every"], seed=o["seed"],
+                              lora_rank=o["lora_rank"], lora_alpha=o["lora_alpha"], lora_targets=o["lora_targets"],
+                              gradient_checkpointing=o["gradient_checkpointing"])
     curation = CurationConfig(images=o["images"], batch_size=o["curation_batch_size"], pairing=o["pairing"],
                               min_best_score=o["min_best_score"], seed=o["seed"])
     config = AlignConfig(
@@ -285,7 +298,7 @@ def align_command(**o) -> None:
         judge=o["judge"], caption_scorer=o["caption_scorer"], choice_matcher=o["choice_matcher"],
         gate_tasks=_csv(o["gate_tasks"]) or ALIGN.gate_tasks, report_tasks=_csv(o["report_tasks"]) or (),
         tolerance=o["tolerance"], gate_limit=o["gate_limit"], output=o["output"], device=o["device"],
-        dtype=o["dtype"], seed=o["seed"], curation=curation, training=training)
+        dtype=o["dtype"], seed=o["seed"], report_to=o["report_to"], curation=curation, training=training)
     rows = align(config, log=click.echo)
     if not is_main():  # the main process reports
         return

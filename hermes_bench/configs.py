@@ -89,6 +89,10 @@ class TrainingConfig:
     checkpoint_every: int = 25
     seed: int = 0
     round: int = 0  # with seed and the record, fixes a Monte-Carlo image log-prob's draw (Show-o's mask)
+    lora_rank: int = 0  # 0: full fine-tuning; else LoRA of this rank through peft
+    lora_alpha: float = 16.0
+    lora_targets: str | None = None  # a regex over module names; None: the family's default
+    gradient_checkpointing: bool = False  # recompute each decoder layer in backward: far less activation memory
 
     @property
     def mask_key(self) -> str:
@@ -120,6 +124,7 @@ class AlignConfig:
     dtype: str = "auto"
     seed: int = 0
     eval_batch_size: int = 32
+    report_to: str = "none"  # tensorboard or wandb: accelerate's trackers, under <output>/trackers
     curation: CurationConfig = field(default_factory=CurationConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 

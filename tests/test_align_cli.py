@@ -1,8 +1,12 @@
 """`hermes-bench align` end to end on the shipped model and the shapes world, at a small size."""
 
+import importlib.util
 import json
+import struct
 
 import pytest
+import safetensors.torch
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -25,7 +29,7 @@ def _align(out, *args):
 @pytest.fixture(scope="module")
 def one_round(tmp_path_factory):
     out = tmp_path_factory.mktemp("align")
-    return out, *_align(out, "--rounds", "1")
+    return out, *_align(out, "--rounds", "1", "--report-to", "tensorboard")
 
 
 def test_align_writes_the_rounds_table_and_plot(one_round):
@@ -49,6 +53,36 @@ def test_align_writes_the_rounds_table_and_plot(one_round):
     assert all(pairs[i]["understanding"] and pairs[i]["generation"] for i in refs)
     log = json.loads((out / "round-1" / "beta-0.5" / "train_log.json").read_text())
     assert len(log) == 6 and {"understanding/margin", "generation/accuracy", "lr"} <= set(log[0])
+
+
+def _scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files under `folder`, by tag: (step, value) in order. The files are
+    TFRecords (length, its CRC, an Event proto, its CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    found: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.rglob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            length = struct.unpack("<Q", data[at:at + 8])[0]
+            event = Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return found
+
+
+def test_trackers_get_every_training_step_and_the_gate(one_round):
+    out, _, rounds = one_round
+    scalars = _scalars(out / "trackers")
+    log = json.loads((out / "round-1" / "beta-0.5" / "train_log.json").read_text())
+    assert [v for _, v in scalars["train/loss"]][:6] == pytest.approx([h["loss"] for h in log], abs=1e-6)
+    assert [s for s, _ in scalars["train/loss"]][:6] == [1, 2, 3, 4, 5, 6]
+    assert {"train/lr", "train/understanding/margin", "train/generation/accuracy"} <= set(scalars)
+    row = rounds["rounds"][0]
+    assert scalars["gate/kept"][0] == (6, float(row["decision"] == "kept"))
+    assert scalars["gate/homologous_gap/delta"][0][1] == pytest.approx(row["homologous_gap_delta"], abs=1e-6)
+    assert scalars["gate/homologous_gap/ci_low"][0][1] == pytest.approx(row["homologous_gap_ci_low"], abs=1e-6)
 
 
 def test_a_rerun_resumes_without_redoing_finished_stages(one_round):
@@ -86,6 +120,8 @@ def test_a_round_that_makes_things_worse_is_rolled_back(tmp_path):
     (["--data", "{data}", "--question-generator", "{data}.missing"], "--question-generator folder"),
     (["--data", "{data}", "--mode", "understanding", "--gate-limit", "2", "--caption-scorer", "{data}.missing"],
      "--caption-scorer folder"),
+    pytest.param(["--report-to", "wandb"], "pip install 'hermes-bench[wandb]'",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed")),
 ])
 def test_align_bad_input_is_one_line(tmp_path, args, message):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
@@ -111,3 +147,21 @@ def test_align_on_a_json_file_with_a_similarity_caption_scorer(tmp_path, tiny_be
     assert all(abs(s) <= 1 + 1e-5 for x in samples["understanding"] for s in x["scores"])  # cosine similarities
     assert len(samples["generation"][0]["contents"]) == 4  # --images 4, each scored by self-VQA
     assert rounds["rounds"][0]["pairs_understanding"] > 0
+
+
+def test_a_lora_round_saves_its_adapter_and_a_merged_model_that_eval_loads(tmp_path):
+    _, rounds = _align(tmp_path, "--rounds", "1", "--lora-rank", "4", "--lora-alpha", "8", "--lr", "1e-3",
+                       "--beta", "0.5")
+    candidate = tmp_path / "round-1" / "beta-0.5"
+    adapter = json.loads((candidate / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (4, 8)
+    assert not (candidate / "checkpoints").exists()  # removed once the model is saved
+    merged = safetensors.torch.load_file(candidate / "model" / "model.safetensors")
+    initial = safetensors.torch.load_file(embedded_model_dir() / "model.safetensors")
+    assert merged.keys() == initial.keys()  # a plain checkpoint: no LoRA layers left
+    changed = {k for k in merged if not torch.equal(merged[k], initial[k])}
+    assert changed and all(".language_model.layers." in k for k in changed)
+    gate = json.loads((candidate / "gate" / "results.json").read_text())  # the gate's eval loaded the merged model
+    assert gate["model"]["path"] == str(candidate / "model")
+    assert gate["model"]["weights_sha256"] == files_sha256([candidate / "model" / "model.safetensors"])
+    assert rounds["rounds"][0]["decision"] in ("kept", "rolled back")

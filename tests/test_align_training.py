@@ -1,17 +1,22 @@
 """Log-probs and Pair-DPO training on the shipped model (real weights, real processor)."""
 
 import json
+import math
+import re
 import subprocess
 import sys
 from dataclasses import asdict
 
+import peft
 import pytest
+import safetensors.torch
 import torch
 from launch import run_python
 
 from hermes_bench.align.curate import CAPTION_PROMPT
 from hermes_bench.align.data import shapes_records
-from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss, train
+from hermes_bench.align.trainer import PairLogProbs, TrainingConfig, reference_logprobs, step_loss, train
+from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import load_model
 
 
@@ -86,8 +91,8 @@ def test_first_step_loss_is_log_two_per_modality_and_training_widens_margins(mod
     by_id, pairs, refs = training_set
     config = TrainingConfig(steps=8, batch_size=3, lr=1e-4, warmup=0, checkpoint_every=4)
     ids = list(by_id)[:3]
-    loss, stats = step_loss(model, [by_id[i] for i in ids], [pairs[i] for i in ids], [refs[i] for i in ids],
-                            torch.tensor([False, True, False]), config)
+    loss, stats = step_loss(PairLogProbs(model, "pair", config.mask_key), [by_id[i] for i in ids],
+                            [pairs[i] for i in ids], [refs[i] for i in ids], torch.tensor([False, True, False]), config)
     assert loss.item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item(), abs=1e-4)  # policy = reference
     assert stats["understanding/margin"] == pytest.approx(0, abs=1e-4)
     history = train(model, by_id, pairs, refs, config, tmp_path, log=lambda _: None)
@@ -102,7 +107,7 @@ import json, os, sys
 from pathlib import Path
 import torch
 from hermes_bench.align.data import shapes_records
-from hermes_bench.align.trainer import TrainingConfig, train
+from hermes_bench.align.trainer import TrainingConfig, make_accelerator, train
 from hermes_bench.models import load_model
 
 folder, die = Path(sys.argv[1]), sys.argv[2:] == ["--die-after-checkpoint"]
@@ -110,13 +115,15 @@ model = load_model(None, "cpu", "float32")
 pairs, refs, config = (json.loads((folder.parent / f).read_text()) for f in ("pairs.json", "refs.json", "config.json"))
 
 def log(_):  # with --die-after-checkpoint: dies, without any cleanup, at the first log line after a checkpoint
-    if die and (folder / "checkpoint.pt").is_file():
+    if die and (folder / "checkpoints").is_dir():
         os._exit(3)
 
 records = {r.id: r for r in shapes_records(6, seed=21)}
-history = train(model, records, pairs, refs, TrainingConfig(**config), folder, log)
+engine = make_accelerator(TrainingConfig(**config), torch.device("cpu"))
+history = train(model, records, pairs, refs, TrainingConfig(**config), folder, log, engine)
 rank = os.environ.get("RANK", "0")
 folder.mkdir(parents=True, exist_ok=True)
+(folder / "engine.txt").write_text(engine.distributed_type.value)
 torch.save(model.module.state_dict(), folder / f"weights.rank{rank}.pt")
 (folder / f"history.rank{rank}.json").write_text(json.dumps(history))
 """
@@ -141,7 +148,8 @@ def test_a_killed_training_run_resumes_from_its_checkpoint_exactly(model, traini
     killed = subprocess.run([sys.executable, script, str(tmp_path / "killed"), "--die-after-checkpoint"],
                             capture_output=True, text=True, cwd=tmp_path)
     assert killed.returncode == 3, killed.stderr[-2000:]
-    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["step"] == 10
+    assert [p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()] == ["step-10"]  # whole, renamed
+    (tmp_path / "killed" / "checkpoints" / ".step-15.partial").mkdir()  # a kill mid-write: never resumed from
     model.module.load_state_dict(initial_state)  # as a fresh process loads it
     lines = []
     resumed = train(model, by_id, pairs, refs, config, tmp_path / "killed", log=lines.append)
@@ -161,9 +169,113 @@ def test_two_processes_train_as_one(model, training_set, initial_state, tmp_path
     one = model.module.state_dict()
     run_python([script, str(tmp_path / "two")], tmp_path, processes=2)
     history = json.loads((tmp_path / "two" / "history.rank0.json").read_text())
+    assert (tmp_path / "two" / "engine.txt").read_text() == "MULTI_CPU"  # accelerate's DDP over gloo
     assert [h["lr"] for h in history] == pytest.approx([h["lr"] for h in alone])
     ranks = [torch.load(tmp_path / "two" / f"weights.rank{r}.pt") for r in (0, 1)]
     assert all(torch.equal(ranks[0][k], ranks[1][k]) for k in one)
     moved = max((one[k] - initial_state[k]).abs().max().item() for k in one)
     assert moved > 1e-4
     assert all(torch.allclose(one[k], ranks[0][k], atol=moved / 20) for k in one)
+
+
+def test_lora_trains_only_adapters_and_the_saved_adapter_reloads(model, training_set, initial_state, tmp_path):
+    """Only the adapters train (the checkpoint holds nothing else); the merged model and base + saved adapter
+    (peft's own loading) give the same log-probs; every weight LoRA does not target is unchanged."""
+    by_id, pairs, refs = training_set
+    config = TrainingConfig(steps=6, batch_size=3, lr=1e-3, warmup=0, checkpoint_every=3, lora_rank=4)
+    history = train(model, by_id, pairs, refs, config, tmp_path, log=lambda _: None)
+    assert history[0]["loss"] == pytest.approx(2 * math.log(2), abs=1e-4)  # fresh adapters: the policy is the base
+    assert history[-1]["loss"] < history[0]["loss"]
+    saved = safetensors.torch.load_file(tmp_path / "checkpoints" / "step-3" / "model.safetensors")
+    assert saved and all("lora_" in k for k in saved)
+    merged = model.module.state_dict()
+    assert merged.keys() == initial_state.keys()  # merged and unloaded: the plain network again
+    targeted = {k for k in merged if re.fullmatch(model.lora_targets, k.rsplit(".", 1)[0])}
+    assert targeted and any(not torch.equal(merged[k], initial_state[k]) for k in targeted)
+    assert all(torch.equal(merged[k], initial_state[k]) for k in merged.keys() - targeted)
+
+    fresh = load_model(None, "cpu", "float32")
+    peft.PeftModel.from_pretrained(fresh.module, tmp_path / "adapter")  # injects the adapter into fresh.module
+    records = list(by_id.values())[:3]
+    for scorer in (model, fresh):
+        scorer.module.eval()
+    with torch.no_grad():
+        expected = PairLogProbs(model, "pair", "k")(records, [pairs[r.id] for r in records], torch.zeros(3) > 0)
+        reloaded = PairLogProbs(fresh, "pair", "k")(records, [pairs[r.id] for r in records], torch.zeros(3) > 0)
+    for side in ("understanding", "generation"):
+        assert torch.allclose(expected[side], reloaded[side], atol=1e-4)
+
+
+def test_lora_targets_that_match_nothing_are_one_line(model, training_set, tmp_path):
+    by_id, pairs, refs = training_set
+    config = TrainingConfig(steps=1, lora_rank=2, lora_targets="no_such_module")
+    with pytest.raises(HermesBenchError, match="--lora-targets 'no_such_module' matches no module"):
+        train(model, by_id, pairs, refs, config, tmp_path, log=lambda _: None)
+
+
+FSDP_RUN = """
+import json, os, sys
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import fully_shard
+from hermes_bench.align.data import shapes_records
+from hermes_bench.align.trainer import FROZEN, PairLogProbs, TrainingConfig, step_loss
+from hermes_bench.models import load_model
+
+if "RANK" in os.environ:  # torchrun
+    dist.init_process_group("gloo")
+else:  # alone: a group of one, so the same sharding code runs
+    dist.init_process_group("gloo", store=dist.FileStore("store", 1), rank=0, world_size=1)
+rank, world = dist.get_rank(), dist.get_world_size()
+model = load_model(None, "cpu", "float32")
+pairs, refs = (json.loads(open(f).read()) for f in sys.argv[1:3])
+records = [r for r in shapes_records(6, seed=21) if r.id in pairs][:4]
+for name, p in model.module.named_parameters():
+    p.requires_grad_(FROZEN not in name)
+policy = PairLogProbs(model, "pair", TrainingConfig().mask_key)
+for layer in model.module.model.language_model.layers:  # as accelerate's FSDP v2 wraps decoder layers, then the root
+    fully_shard(layer)
+fully_shard(policy)
+# plain SGD: Adam would scale the float noise of gradients that are zero in exact arithmetic (a key's bias) to lr
+optimizer = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=0.1)
+mine = records[rank::world]  # each process takes its share of every batch
+for step in range(3):
+    drop = torch.tensor([step % 2 == 1] * len(mine))
+    loss, _ = step_loss(policy, mine, [pairs[r.id] for r in mine], [refs[r.id] for r in mine], drop, TrainingConfig())
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach() for k, v in policy.state_dict().items()}
+if rank == 0:
+    torch.save({k.removeprefix("network."): v for k, v in full.items()}, sys.argv[3])
+"""
+
+
+@pytest.mark.slow
+def test_fsdp_shards_the_logprob_module_and_two_processes_train_as_one(training_set, initial_state, tmp_path):
+    """accelerate applies FSDP only on accelerators (on CPU processes it ignores the plugin), so this runs torch's
+    FSDP v2 (`fully_shard`, what accelerate's FSDP v2 applies) directly on the module the trainer prepares: the
+    adapter's log-prob calls under sharded parameters train as one unsharded process does."""
+    _, pairs, refs = training_set
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    (tmp_path / "fsdp_run.py").write_text(FSDP_RUN)
+    for processes in (1, 2):
+        run_python(["fsdp_run.py", "pairs.json", "refs.json", f"weights{processes}.pt"], tmp_path, processes)
+    one, two = (torch.load(tmp_path / f"weights{n}.pt") for n in (1, 2))
+    moved = max((one[k] - initial_state[k]).abs().max().item() for k in one)
+    assert moved > 0.1
+    assert all(torch.allclose(one[k], two[k], atol=1e-4) for k in one)  # float noise only (1.9e-5 measured)
+
+
+def test_gradient_checkpointing_trains_the_same_weights(model, training_set, initial_state, tmp_path):
+    by_id, pairs, refs = training_set
+    config = TrainingConfig(steps=3, batch_size=3, lr=1e-4, warmup=0)
+    plain = train(model, by_id, pairs, refs, config, tmp_path / "plain", log=lambda _: None)
+    expected = {k: v.clone() for k, v in model.module.state_dict().items()}
+    model.module.load_state_dict(initial_state)
+    config = TrainingConfig(steps=3, batch_size=3, lr=1e-4, warmup=0, gradient_checkpointing=True)
+    checkpointed = train(model, by_id, pairs, refs, config, tmp_path / "checkpointed", log=lambda _: None)
+    assert [h["loss"] for h in checkpointed] == pytest.approx([h["loss"] for h in plain], abs=1e-5)
+    assert all(torch.allclose(expected[k], v, atol=1e-5) for k, v in model.module.state_dict().items())
+    assert not model.module.is_gradient_checkpointing  # evaluation runs as before

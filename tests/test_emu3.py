@@ -6,7 +6,7 @@ import torch
 from cli_runs import eval_and_align
 
 from hermes_bench.align.data import shapes_records
-from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss
+from hermes_bench.align.trainer import PairLogProbs, TrainingConfig, reference_logprobs, step_loss
 from hermes_bench.models import load_model
 from hermes_bench.models.emu3 import Emu3Model
 
@@ -78,8 +78,9 @@ def test_one_pair_dpo_step(emu3, tmp_path):
                     "generation": {"win": codes[i].tolist(), "lose": codes[1 - i].tolist()}}
              for i, r in enumerate(records)}
     refs = reference_logprobs(emu3, {r.id: r for r in records}, pairs, "pair")
-    loss, _stats = step_loss(emu3, records, [pairs[r.id] for r in records], [refs[r.id] for r in records],
-                            torch.tensor([False, True]), TrainingConfig())
+    config = TrainingConfig()
+    loss, _stats = step_loss(PairLogProbs(emu3, "pair", config.mask_key), records, [pairs[r.id] for r in records],
+                             [refs[r.id] for r in records], torch.tensor([False, True]), config)
     loss.backward()
     assert loss.item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item(), abs=1e-4)
     grads = [p.grad for n, p in emu3.module.named_parameters() if "vqmodel" not in n and p.grad is not None]

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from transformers import PhiConfig
 
 from hermes_bench.align.data import shapes_records
-from hermes_bench.align.trainer import TrainingConfig, reference_logprobs, step_loss
+from hermes_bench.align.trainer import PairLogProbs, TrainingConfig, reference_logprobs, step_loss
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.models import load_model
 from hermes_bench.models.magvitv2 import MagvitSizes
@@ -332,8 +332,8 @@ def test_one_pair_dpo_step_and_save_reload(showo, tmp_path, images):
              for i, r in enumerate(records)}
     config = TrainingConfig(round=2)
     refs = reference_logprobs(showo, {r.id: r for r in records}, pairs, "pair", mask_key=config.mask_key)
-    loss, _stats = step_loss(showo, records, [pairs[r.id] for r in records], [refs[r.id] for r in records],
-                             torch.tensor([False, True]), config)
+    loss, _stats = step_loss(PairLogProbs(showo, "pair", config.mask_key), records, [pairs[r.id] for r in records],
+                             [refs[r.id] for r in records], torch.tensor([False, True]), config)
     loss.backward()  # the reference is the policy, under the same masks: every margin is 0
     assert loss.item() == pytest.approx(2 * math.log(2.0), abs=1e-4)
     grads = [p.grad for p in showo.module.parameters() if p.grad is not None]

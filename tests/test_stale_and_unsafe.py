@@ -99,14 +99,15 @@ def test_a_planted_pickle_checkpoint_does_not_run(tmp_path, monkeypatch):
     marker = tmp_path / "ran"
     monkeypatch.setenv("PLANTED", str(marker))
     folder = tmp_path / "candidate"
-    folder.mkdir()
-    (folder / "checkpoint.pt").write_bytes(pickle.dumps({"model": _Planted()}))
     records = {r.id: r for r in shapes_records(2, seed=5)}
     pairs = {i: {"understanding": {"win": r.caption, "lose": "a cat"}} for i, r in records.items()}
     refs = {i: {"und_w": -1.0, "und_l": -2.0} for i in records}
+    config = TrainingConfig(mode="understanding", steps=2, checkpoint_every=1)
+    train(load_model(None, "cpu", "float32"), records, pairs, refs, config, folder, print)  # leaves step-1
+    for name in ("optimizer.bin", "scheduler.bin", "random_states_0.pkl"):  # what accelerate loads with torch.load
+        (folder / "checkpoints" / "step-1" / name).write_bytes(pickle.dumps({"state": _Planted()}))
     with pytest.raises(HermesBenchError, match="not a checkpoint hermes-bench wrote"):
-        train(load_model(None, "cpu", "float32"), records, pairs, refs, TrainingConfig(mode="understanding", steps=2),
-              folder, print)
+        train(load_model(None, "cpu", "float32"), records, pairs, refs, config, folder, print)
     assert not marker.exists()
 
 

@@ -74,16 +74,28 @@ def build_tokenizer(corpus: list[str], special: list[str], named: dict[str, str]
                                    pad_token=special[2], padding_side="left", extra_special_tokens=named)
 
 
+def janus_processor(seed: int = 0, image_size: int = IMAGE_SIZE, patch: int = 8) -> JanusProcessor:
+    """A Janus processor with the world's BPE (special tokens BOS, EOS, pad, image, begin and end of image at ids
+    0-5) and SigLIP's normalisation, for `image_size` images cut in `patch`-pixel patches."""
+    tokenizer = build_tokenizer(world_corpus(seed), SPECIAL, {"image_token": SPECIAL[IMAGE], "boi_token": SPECIAL[BOI],
+                                                              "eoi_token": SPECIAL[EOI]})
+    return JanusProcessor(JanusImageProcessorPil(size={"height": image_size, "width": image_size},
+                                                 image_mean=[0.5] * 3, image_std=[0.5] * 3),
+                          tokenizer, num_image_tokens=(image_size // patch) ** 2)
+
+
+def janus_generation_config(guidance_scale: float) -> GenerationConfig:
+    """The special-token ids `janus_processor`'s tokenizer gives, as Janus' generate reads them."""
+    return GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
+                            generation_kwargs={"boi_token_id": BOI}, guidance_scale=guidance_scale)
+
+
 def tiny_janus(seed: int = 0, hidden: int = 64, layers: int = 2, vision_layers: int | None = None,
                guidance_scale: float = 2.0) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
     """A randomly initialised tiny Janus and its processor: 32x32 images, a 4x4 grid of image tokens."""
-    tokenizer = build_tokenizer(world_corpus(seed), SPECIAL, {"image_token": SPECIAL[IMAGE], "boi_token": SPECIAL[BOI],
-                                                              "eoi_token": SPECIAL[EOI]})
     patch = 8
-    processor = JanusProcessor(
-        JanusImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * 3,
-                               image_std=[0.5] * 3),
-        tokenizer, num_image_tokens=(IMAGE_SIZE // patch) ** 2)
+    processor = janus_processor(seed, IMAGE_SIZE, patch)
+    tokenizer = processor.tokenizer
     config = JanusConfig(
         text_config=LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
                                 num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
@@ -97,9 +109,7 @@ def tiny_janus(seed: int = 0, hidden: int = 64, layers: int = 2, vision_layers: 
         image_token_id=IMAGE)
     torch.manual_seed(seed)
     model = JanusForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
-                                               generation_kwargs={"boi_token_id": BOI},
-                                               guidance_scale=guidance_scale)
+    model.generation_config = janus_generation_config(guidance_scale)
     return model, processor
 
 

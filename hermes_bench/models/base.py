@@ -34,6 +34,7 @@ class UnifiedModel(ABC):
     image's codes, and save their weights."""
 
     module: torch.nn.Module  # the network that alignment trains
+    lora_targets: str | None = None  # LoRA's default modules: a regex fully matching names in `module`
 
     def __init__(self, name: str, path: Path | None) -> None:
         self.name = name
@@ -116,8 +117,9 @@ class UnifiedModel(ABC):
         target ids (batch, length) and a mask of the positions scored (see image_logprobs for keys)."""
 
     @abstractmethod
-    def save(self, folder: Path) -> None:
-        """Weights, config and processor, loadable again by path."""
+    def save(self, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Weights, config and processor, loadable again by path. `state_dict`: the module's weights gathered from
+        a sharding engine (default: the module's own)."""
 
     def weights_sha256(self) -> str | None:
         """Hash of the weight files, so a result names exactly which weights produced it (read once)."""
@@ -177,8 +179,8 @@ class TransformersModel(UnifiedModel):
         return teacher_forced(self.model, inputs, targets, self.processor.tokenizer.pad_token_id,
                               **{k: inputs.get(k) for k in self.image_input_names})
 
-    def save(self, folder: Path) -> None:
-        self.model.save_pretrained(folder)
+    def save(self, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        self.model.save_pretrained(folder, state_dict=state_dict)
         self.processor.save_pretrained(folder)
 
 

@@ -19,6 +19,7 @@ DEFAULT_IMAGE_AREA = 518400  # the processor's default generation area (720 x 72
 
 class Emu3Model(TransformersModel):
     model_class = Emu3ForConditionalGeneration
+    lora_targets = r"model\.text_model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)"
     image_input_names = ("pixel_values", "image_sizes")
     answer_kwargs = {"guidance_scale": None}  # noqa: RUF012 - the config's CFG scale is for images only
 

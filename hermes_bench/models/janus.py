@@ -11,6 +11,7 @@ from hermes_bench.models.base import TransformersModel, chat_prompt, mask_positi
 
 class JanusModel(TransformersModel):
     model_class = JanusForConditionalGeneration
+    lora_targets = r"model\.language_model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)"
 
     @property
     def default_guidance_scale(self) -> float:

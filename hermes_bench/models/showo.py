@@ -191,6 +191,8 @@ class ShowoModel(UnifiedModel):
     """Show-o behind the UnifiedModel interface. `logits(input_ids, attention_mask)` is the network's forward for
     ids built as the official code builds them and a boolean [B, 1, L, L] mask (True = may attend)."""
 
+    lora_targets = r"showo\.model\.layers\.\d+\.(self_attn\.([qkv]_proj|dense)|mlp\.fc[12])"
+
     def __init__(self, name: str, path: Path | None, source: str, device: str, dtype: torch.dtype) -> None:
         super().__init__(name, path)
         self.parts = find_parts(source)
@@ -336,13 +338,14 @@ class ShowoModel(UnifiedModel):
 
     # weights
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """A bundle (see find_parts): the Show-o and MAGVIT-v2 checkpoints in their official layout, the tokenizer."""
-        for part, module, config in (("showo", self.network, self.config),
-                                     ("magvitv2", self.magvit, read_config(self.parts.magvit, "MAGVIT-v2 checkpoint"))):
+        for part, weights, config in (("showo", state_dict or self.network.state_dict(), self.config),
+                                      ("magvitv2", self.magvit.state_dict(),
+                                       read_config(self.parts.magvit, "MAGVIT-v2 checkpoint"))):
             (folder / part).mkdir(parents=True, exist_ok=True)
             (folder / part / "config.json").write_text(json.dumps(config, indent=2))
-            state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+            state = {k: v.detach().contiguous().cpu() for k, v in weights.items()}
             save_file(state, folder / part / WEIGHT_NAMES[0], metadata={"format": "pt"})
         self.tokenizer.save_pretrained(folder / "tokenizer")
         self.llm_config.save_pretrained(folder / "tokenizer")
