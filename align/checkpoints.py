@@ -36,6 +36,7 @@ def save(accelerator: Accelerator, folder: Path, step: int, history: list[dict])
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()  # every shard written before the folder moves
     if accelerator.is_main_process:
         atomic_write_json(partial / STATE, {"step": step, "history": history})
         partial.rename(final)
