@@ -14,6 +14,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
+from safetensors import SafetensorError, safe_open
 
 from hermes_bench.errors import HermesBenchError
 from hermes_bench.storage import PARTIAL, atomic_write_json
@@ -46,14 +47,24 @@ def save(accelerator: Accelerator, folder: Path, step: int, history: list[dict])
     accelerator.wait_for_everyone()
 
 
-def load(accelerator: Accelerator, checkpoint: Path) -> tuple[int, list[dict]]:
-    """Restore the prepared model, optimizer and schedule; returns the step reached and the log so far."""
+def load(accelerator: Accelerator, checkpoint: Path, trainable: set[str]) -> tuple[int, list[dict]]:
+    """Restore the prepared model, optimizer and schedule; returns the step reached and the log so far. Where the
+    weights file holds only the trainable weights, it must hold exactly `trainable` (the prepared model's names),
+    or the run that wrote it trained something else (another engine, process count or LoRA setting)."""
     try:
+        weights = checkpoint / "model.safetensors"
+        if weights.is_file():
+            with safe_open(weights, "pt") as fh:
+                saved = set(fh.keys())
+            if saved != trainable:
+                raise HermesBenchError(f"{checkpoint} was written by a training of other weights ({len(saved)} "
+                                       f"saved, {len(trainable)} trained now: another engine, process count or "
+                                       "--lora-rank): delete it to restart this training from its first step")
         # strict=False: frozen weights are not saved (DeepSpeed loads its own files and takes no such argument)
         accelerator.load_state(str(checkpoint), **({} if accelerator.distributed_type == DistributedType.DEEPSPEED
                                                    else {"strict": False}))
         state = json.loads((checkpoint / STATE).read_text())
         return int(state["step"]), list(state["history"])
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError) as err:
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError, ValueError, OSError, KeyError) as err:
         raise HermesBenchError(f"{checkpoint} is not a checkpoint hermes-bench wrote ({type(err).__name__}): "
                                "delete it to restart this training from its first step") from None

@@ -186,7 +186,7 @@ def train(model: UnifiedModel, records: dict[str, Record], pairs: dict[str, dict
     try:
         history, start = [], 0
         if (found := checkpoints.latest(folder / "checkpoints")) is not None:
-            start, history = checkpoints.load(accelerator, found)
+            start, history = checkpoints.load(accelerator, found, trainable)
             log(f"resuming training at step {start} from {found}")
         history = _loop(accelerator, policy, optimizer, schedule, ids, records, pairs, refs, config, folder, history,
                         start, log, tracker_step)

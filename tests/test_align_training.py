@@ -12,6 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 from launch import run_python
+from safetensors import safe_open
 
 from hermes_bench.align.curate import CAPTION_PROMPT
 from hermes_bench.align.data import shapes_records
@@ -163,7 +164,7 @@ def test_two_processes_train_as_one(model, training_set, initial_state, tmp_path
     """The multi-GPU path at CPU size (torchrun, gloo): each process takes half of every batch; the averaged
     gradients, and the schedule stepped once a step, give one process' weights."""
     by_id, pairs, refs = training_set
-    config = TrainingConfig(steps=6, batch_size=4, lr=1e-4, warmup=0, condition_dropout=0.5)
+    config = TrainingConfig(steps=6, batch_size=4, lr=1e-4, warmup=0, condition_dropout=0.5, checkpoint_every=3)
     script = _training_run(tmp_path, pairs, refs, config)
     alone = train(model, by_id, pairs, refs, config, tmp_path / "one", log=lambda _: None)
     one = model.module.state_dict()
@@ -176,6 +177,11 @@ def test_two_processes_train_as_one(model, training_set, initial_state, tmp_path
     moved = max((one[k] - initial_state[k]).abs().max().item() for k in one)
     assert moved > 1e-4
     assert all(torch.allclose(one[k], ranks[0][k], atol=moved / 20) for k in one)
+    # DDP's checkpoint names DDP's weights: one process refuses to resume from it, in one line
+    with safe_open(tmp_path / "two" / "checkpoints" / "step-3" / "model.safetensors", "pt") as fh:
+        assert all(k.startswith("module.network.") for k in fh.keys())
+    with pytest.raises(HermesBenchError, match="another engine, process count"):
+        train(model, by_id, pairs, refs, config, tmp_path / "two", log=lambda _: None)
 
 
 def test_lora_trains_only_adapters_and_the_saved_adapter_reloads(model, training_set, initial_state, tmp_path):
