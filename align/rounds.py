@@ -280,9 +280,9 @@ def _engine(config: AlignConfig):
     """One accelerate engine for every round; its trackers (if any) log under <output>/trackers."""
     accelerator = make_accelerator(config.training, resolve_device(config.device), config.report_to,
                                    config.output / "trackers")
+    plain = _plain(config)
     hyperparameters = {k: v if isinstance(v, int | float | bool) else str(v)
-                       for k, v in {**_plain(config), **_plain(config)["training"]}.items()
-                       if k not in ("training", "curation")}
+                       for k, v in {**plain, **plain["training"]}.items() if k not in ("training", "curation")}
     accelerator.init_trackers("hermes-bench-align", config=hyperparameters)
     return accelerator
 

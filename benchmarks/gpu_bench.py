@@ -152,6 +152,7 @@ def dpo_step(size: str, device: str, lora: bool, report) -> None:
         except ImportError:
             report({"part": "Pair-DPO step", "setup": "LoRA r16", "error": "peft is not installed"})
             return
+        # JanusModel.lora_targets, written out: this script imports nothing of hermes_bench
         get_peft_model(model, LoraConfig(r=16, lora_alpha=16, target_modules=(
             r"model\.language_model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)")))
     else:
