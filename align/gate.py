@@ -17,6 +17,7 @@ from hermes_bench.scoring.stats import N_BOOTSTRAP, bootstrap_distribution, inte
 from hermes_bench.summary import Scored
 
 SIDES = ("U", "G", "gap", "homologous_gap")
+NO_INTERVAL = (float("nan"), float("nan"))  # a task's extra columns (coco30k's FID): reported, never gating
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Delta:
     before: float
     after: float
     delta: float
-    ci: tuple[float, float]
+    ci: tuple[float, float]  # NO_INTERVAL where none is defined
 
 
 @dataclass
@@ -75,6 +76,10 @@ def compare(before: list[Scored], after: list[Scored], tolerance: float = 0.01, 
                 before_value, after_value = share(b.parts[0].items), share(a.parts[0].items)
                 tasks[f"{b.spec.name}/{side}"] = Delta(before_value, after_value, after_value - before_value,
                                                        interval(_paired(b, a, rng, share)))
+        for column in b.spec.config.get("metadata", {}).get("columns", []):
+            before_value, after_value = b.metrics[b.spec.name][column], a.metrics[a.spec.name][column]
+            tasks[f"{b.spec.name}/{column}"] = Delta(before_value, after_value, after_value - before_value,
+                                                     NO_INTERVAL)
     sides = {}
     for side, kind in (("U", "understanding"), ("G", "generation"), ("homologous_gap", "gap")):
         names = [s.spec.name for s in before if s.spec.kind == kind]

@@ -38,9 +38,15 @@ def summary_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def deltas_frame(decision: dict) -> pd.DataFrame:
-    """A comparison's rows: before, after, delta and its paired interval, for U, G, gap and each task."""
+    """A comparison's rows: before, after, delta and its paired interval, for U, G, gap and each task (a task's
+    extra columns, such as coco30k's FID, have no interval)."""
+    def change(d: dict) -> str:
+        low, high = d["ci"]
+        defined = all(x is not None and x == x for x in (low, high))  # null in JSON, NaN in memory
+        return f"{d['delta']:+.3f}" + (f" [{low:+.3f}, {high:+.3f}]" if defined else "")
+
     return pd.DataFrame([{"": name, "before": f"{d['before']:.3f}", "after": f"{d['after']:.3f}",
-                          "delta [95% CI]": f"{d['delta']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"}
+                          "delta [95% CI]": change(d)}
                          for name, d in {**decision["sides"], **decision["tasks"]}.items()])
 
 

@@ -53,7 +53,8 @@ from hermes_bench.storage import (
 from hermes_bench.summary import Scored
 
 OPTIONS_FILE = "options.json"  # what the run's stages depend on: a rerun with other options is refused
-RESUME_FREE = ("output", "report_tasks", "rounds", "report_to")  # may change between a run and its resumption
+# may change between a run and its resumption
+RESUME_FREE = ("output", "report_tasks", "rounds", "report_to", "data_dir")
 REFERENCES = ("previous", "initial")
 TRACKERS = {"none": lambda: True, "tensorboard": is_tensorboard_available, "wandb": is_wandb_available}
 
@@ -165,6 +166,7 @@ class Aligner:
         c = self.config
         return evaluate(EvalConfig(model=model, tasks=tasks, output=folder, batch_size=c.eval_batch_size,
                                    limit=c.gate_limit, device=c.device, dtype=c.dtype, seed=c.seed,
+                                   data_dir=c.data_dir, clip_model=c.clip_model, fid_features=c.fid_features,
                                    progress=progress.enabled()))
 
     def curate(self, model: UnifiedModel, folder: Path) -> dict[str, list[Samples] | None]:

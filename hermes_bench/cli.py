@@ -151,6 +151,9 @@ def _no_progress(ctx: click.Context, _param: click.Parameter, value: bool) -> No
 # every command takes it, and so does the group: `hermes-bench --no-progress eval` or `hermes-bench eval --no-progress`
 NO_PROGRESS = click.option("--no-progress", is_flag=True, expose_value=False, callback=_no_progress,
                            help="Hide progress bars (also HERMES_BENCH_NO_PROGRESS=1).")
+FID_FEATURES = click.option("--fid-features", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                            help="coco30k: the FID Inception weights (pt_inception-2015-12-05-6726825d.pth). "
+                                 "Default: torch hub's checkpoints folder.")
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -182,12 +185,13 @@ CURATION, TRAINING = ALIGN.curation, ALIGN.training
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Local mirror of the hub datasets (<dir>/<org>/<name>); also $HERMES_BENCH_DATA_DIR.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder (default: the task's).")
-@click.option("--clip-model", default=None, help="GenEval: CLIP id or folder (default: the task's).")
+@click.option("--clip-model", default=None, help="GenEval, coco30k: CLIP id or folder (default: the task's).")
+@FID_FEATURES
 @click.option("--judge", default=None, help=JUDGE_HELP + " Default: each task's own (DPG-Bench has none).")
 @NO_PROGRESS
 @_friendly
 def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, seed, guidance_scale, output,
-                 data_dir, detector_model, clip_model, judge) -> None:
+                 data_dir, detector_model, clip_model, fid_features, judge) -> None:
     """Evaluate a model's understanding and generation and print the leaderboard with U, G and the gap."""
     _quiet_libraries()
     from hermes_bench.evaluate import run_eval
@@ -196,7 +200,7 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
     cfg = EvalConfig(model=model, tasks=_csv(tasks) or EVAL.tasks, include_paths=tuple(include_paths),
                      output=output, data_dir=data_dir, batch_size=batch_size, limit=limit, device=device,
                      dtype=dtype, seed=seed, guidance_scale=guidance_scale, detector_model=detector_model,
-                     clip_model=clip_model, judge=judge, progress=progress.enabled())
+                     clip_model=clip_model, fid_features=fid_features, judge=judge, progress=progress.enabled())
     run = run_eval(cfg)
     if not run:  # not the main process
         return
@@ -265,6 +269,10 @@ def eval_command(model, tasks, include_paths, limit, batch_size, device, dtype, 
 @click.option("--report-tasks", default=None, help="Tasks comparing the first and final models after the rounds.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=ALIGN.tolerance, show_default=True,
               help="A gate task may drop by this much (normalised) before the round is rolled back.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Local mirror of the hub datasets that gate and report tasks read (as eval's --data-dir).")
+@click.option("--clip-model", default=None, help="Gate and report tasks (GenEval, coco30k): CLIP id or folder.")
+@FID_FEATURES
 @click.option("--output", type=click.Path(path_type=Path), default=ALIGN.output, show_default=True,
               help="Run folder; rerunning into it resumes.")
 @click.option("--device", default=ALIGN.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
@@ -298,7 +306,8 @@ def align_command(**o) -> None:
         judge=o["judge"], caption_scorer=o["caption_scorer"], choice_matcher=o["choice_matcher"],
         gate_tasks=_csv(o["gate_tasks"]) or ALIGN.gate_tasks, report_tasks=_csv(o["report_tasks"]) or (),
         tolerance=o["tolerance"], gate_limit=o["gate_limit"], output=o["output"], device=o["device"],
-        dtype=o["dtype"], seed=o["seed"], report_to=o["report_to"], curation=curation, training=training)
+        dtype=o["dtype"], seed=o["seed"], report_to=o["report_to"], data_dir=o["data_dir"],
+        clip_model=o["clip_model"], fid_features=o["fid_features"], curation=curation, training=training)
     rows = align(config, log=click.echo)
     if not is_main():  # the main process reports
         return
@@ -388,33 +397,39 @@ def leaderboard_command(results, fmt, output, details, reference) -> None:
         click.echo(text, nl=False)
 
 
-@main.command("score", short_help="Score images any model made (GenEval or DPG-Bench layout).")
+@main.command("score", short_help="Score images any model made (GenEval, DPG-Bench or coco30k layout).")
 @click.argument("benchmark", type=click.Choice(SCORABLE))
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Where results go (rerunning resumes). Default: FOLDER/hermes-bench.")
 @click.option("--detector-model", default=None, help="GenEval: Mask2Former id or folder.")
-@click.option("--clip-model", default=None, help="GenEval: CLIP id or folder.")
+@click.option("--clip-model", default=None, help="GenEval, coco30k: CLIP id or folder.")
+@FID_FEATURES
 @click.option("--judge", default=None, help=JUDGE_HELP + " DPG-Bench's questions need a model judge.")
 @click.option("--prompts", "prompts_dir", type=click.Path(path_type=Path), default=None,
               help="DPG-Bench: the benchmark's prompts folder.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="DPG-Bench: dpg_bench.csv.")
 @click.option("--compat", is_flag=True, help="DPG-Bench: the reference's category quirk (last tile, un-zeroed).")
+@click.option("--limit", type=COUNT, default=None, help="coco30k: score the first N captions of the task's order.")
 @click.option("--batch-size", type=COUNT, default=ScoreConfig.batch_size, show_default=True,
               help="Images or questions per forward pass.")
 @click.option("--device", default=ScoreConfig.device, show_default=True, help="cpu, cuda, cuda:N or auto.")
 @NO_PROGRESS
 @_friendly
-def score_command(benchmark, folder, output, detector_model, clip_model, judge, prompts_dir, csv_path, compat,
-                  batch_size, device) -> None:
+def score_command(benchmark, folder, output, detector_model, clip_model, fid_features, judge, prompts_dir, csv_path,
+                  compat, limit, batch_size, device) -> None:
     """Score images any model made, laid out as the benchmark's reference scripts expect
-    (GenEval: FOLDER/<00000>/metadata.jsonl + samples/<0000>.png; DPG-Bench: FOLDER/<item_id>.png grids)."""
+    (GenEval: FOLDER/<00000>/metadata.jsonl + samples/<0000>.png; DPG-Bench: FOLDER/<item_id>.png grids;
+    coco30k: FOLDER/<row>.png, one per caption)."""
     _quiet_libraries()
     from hermes_bench.report.leaderboard import render
     from hermes_bench.score_images import score_images
 
-    run = score_images(ScoreConfig(benchmark, folder, output, device, batch_size=batch_size,
-                                   detector_model=detector_model, clip_model=clip_model, judge=judge,
+    run = score_images(ScoreConfig(benchmark, folder, output, device, batch_size=batch_size, limit=limit,
+                                   detector_model=detector_model, clip_model=clip_model, fid_features=fid_features,
+                                   judge=judge,
                                    prompts_dir=prompts_dir, csv=csv_path, compat=compat, progress=progress.enabled()))
+    if not run:  # not the main process
+        return
     click.echo(f"results: {run['output']}/results.json")
     click.echo(render([run], "md", details=True), nl=False)

@@ -31,7 +31,8 @@ class EvalConfig:
     seed: int = 0
     guidance_scale: float | None = None  # None: the model's default
     detector_model: str | None = None  # GenEval: Mask2Former id or folder instead of the task's
-    clip_model: str | None = None  # GenEval: CLIP id or folder instead of the task's
+    clip_model: str | None = None  # GenEval, coco30k: CLIP id or folder instead of the task's
+    fid_features: Path | None = None  # coco30k: the FID Inception's weights file (None: torch hub's checkpoints)
     judge: str | None = None  # None: each task's own judge (JUDGE_HELP)
     progress: bool = True
 
@@ -46,8 +47,10 @@ class ScoreConfig:
     device: str = "auto"
     seed: int = 0
     batch_size: int = 32
+    limit: int | None = None  # coco30k: the first N captions of the task's order
     detector_model: str | None = None
     clip_model: str | None = None
+    fid_features: Path | None = None
     judge: str | None = None
     prompts_dir: Path | None = None  # DPG-Bench
     csv: Path | None = None  # DPG-Bench
@@ -117,6 +120,9 @@ class AlignConfig:
     choice_matcher: str | None = None  # None: exact matching; or a sentence-embedding model id
     gate_tasks: tuple[str, ...] = SHAPES_TASKS  # shapes_gap's homologous gap decides; the rest guard against drops
     report_tasks: tuple[str, ...] = ()  # evaluated on the first and the final model, compared paired
+    data_dir: Path | None = None  # the mirror that gate and report tasks read (eval's --data-dir)
+    clip_model: str | None = None  # gate and report tasks' CLIP (eval's --clip-model)
+    fid_features: Path | None = None  # coco30k's FID Inception weights (eval's --fid-features)
     tolerance: float = 0.01
     gate_limit: int | None = None  # at most N samples per gate task (quick runs; the default is all)
     output: Path = Path("results/align")

@@ -15,7 +15,7 @@ from hermes_bench.errors import HermesBenchError
 from hermes_bench.hub import DATA_DIR_ENV
 from hermes_bench.models import EMBEDDED_NAME, check_source, load_model, resolve_device, resolve_dtype
 from hermes_bench.models.base import UnifiedModel
-from hermes_bench.registry import Registry, TaskSpec
+from hermes_bench.registry import IMAGE_KINDS, Registry, TaskSpec
 from hermes_bench.report import lm_eval_results as lm_eval_format
 from hermes_bench.runners import BENCHMARKS, benchmark
 from hermes_bench.runners.generation import GenerationSettings
@@ -74,7 +74,7 @@ def _understanding(model: UnifiedModel, specs: list[TaskSpec], task_dict: dict, 
 
 def _settings(cfg: EvalConfig, guidance: float) -> GenerationSettings:
     return GenerationSettings(cfg.batch_size, cfg.limit, cfg.seed, guidance, resolve_device(cfg.device),
-                              cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge)
+                              cfg.progress, cfg.detector_model, cfg.clip_model, cfg.judge, cfg.fid_features)
 
 
 def _benchmark(spec: TaskSpec):
@@ -143,7 +143,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     understanding = [s for s in specs if s.kind == "understanding"]
     task_dict = load_tasks([s.name for s in understanding], [s.path.parent for s in understanding]) \
         if understanding else {}
-    _preflight([s for s in specs if s.kind in ("generation", "gap")], cfg)
+    _preflight([s for s in specs if s.kind in IMAGE_KINDS], cfg)
     model = load_model(cfg.model, cfg.device, cfg.dtype)
     remove_partial_writes(output)
     transformers.set_seed(cfg.seed)
@@ -153,7 +153,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict, list[Scored]]:
     scored, lm_eval_results = _understanding(model, understanding, task_dict, cfg, output, stats) \
         if understanding else ([], {})
     stages["understanding_s"] = time.perf_counter() - start
-    for spec in (s for s in specs if s.kind in ("generation", "gap")):
+    for spec in (s for s in specs if s.kind in IMAGE_KINDS):
         scored_task = _generation(model, spec, cfg, output, stats)
         if scored_task is not None:
             scored.append(scored_task)

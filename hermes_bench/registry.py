@@ -1,10 +1,12 @@
 """The task registry: every YAML under tasks/ (and any --include-path) is a task or a group.
 
 Understanding tasks are lm-eval task YAMLs (they also run under plain `lm_eval --include_path`); generation
-tasks are ours (`kind: generation`), and so are homologous gap tasks (`kind: gap`). All say what their
-headline is in `metadata`:
+tasks are ours (`kind: generation`), and so are homologous gap tasks (`kind: gap`) and image-quality tasks
+(`kind: quality`: reported beside U and G, not part of them). All say what their headline is in `metadata`:
   headline: the metric that sums the task up; headline_max: its best value (the scale to [0, 1]);
-  source: where the data comes from.
+  source: where the data comes from;
+  columns: (optional) more of the task's metrics that leaderboards show beside the headline;
+  digits: (optional) the decimals leaderboards print for them (default 3 for a [0, 1] headline, else 1).
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from lm_eval.tasks._yaml_loader import load_yaml
 from hermes_bench.errors import HermesBenchError
 
 BUILTIN_TASKS = Path(str(files("hermes_bench.tasks")))
+IMAGE_KINDS = ("generation", "gap", "quality")  # the kinds whose runners generate images (runners/)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # "understanding" | "generation" | "gap" (both sides on homologous data)
+    kind: str  # "understanding" | "generation" | "gap" (both sides on homologous data) | "quality"
     path: Path
     headline: str
     headline_max: float
@@ -56,13 +59,13 @@ def _spec(path: Path, config: dict) -> TaskSpec | None:
     meta = config.get("metadata") or {}
     if not isinstance(meta, dict):
         raise HermesBenchError(f"malformed task YAML {path}: metadata of {name!r} must be a mapping")
-    if config.get("kind") in ("generation", "gap"):
+    if config.get("kind") in IMAGE_KINDS:
         kind = config["kind"]
     elif "group" in config or "output_type" in config:
         kind = "understanding"
     else:
         raise HermesBenchError(f"malformed task YAML {path}: task {name!r} has neither lm-eval's output_type "
-                               "nor 'kind: generation' / 'kind: gap'")
+                               f"nor one of kind: {' / '.join(IMAGE_KINDS)}")
     if "headline" not in meta:
         raise HermesBenchError(f"malformed task YAML {path}: metadata.headline is missing for {name!r}; "
                                "name the metric that sums the task up")

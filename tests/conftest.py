@@ -3,6 +3,8 @@ import os
 # no machine here reaches a hub: without these, a missing local model costs a minute of retries (tox sets them too)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# cached FID statistics of the tests' mirrors go to a folder of this session, not ~/.cache
+os.environ.setdefault("HERMES_BENCH_CACHE", __import__("tempfile").mkdtemp(prefix="hermes-bench-cache-"))
 
 import base64
 import io
@@ -111,3 +113,28 @@ def openai_server(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "local")
     yield SimpleNamespace(requests=handler.requests, answer=shapes_vlm_answer)
     httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def fid_weights(tmp_path_factory) -> Path:
+    from hermes_bench.detectors.tiny import build_random_fid_inception
+
+    return build_random_fid_inception(tmp_path_factory.mktemp("fid") / "pt_inception-2015-12-05-6726825d.pth")
+
+
+@pytest.fixture(scope="session")
+def coco_mirror(tmp_path_factory) -> Path:
+    """A --data-dir mirror holding sayakpaul/coco-30-val-2014 (8 rows of shapes-world scenes and captions)."""
+    from hub_mirror import build_coco
+
+    root = tmp_path_factory.mktemp("coco-mirror")
+    build_coco(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """A tiny random CLIP whose scores on the mirror's captions are positive on average, negative for some."""
+    from hermes_bench.detectors.tiny import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip"), seed=6, max_positions=64)  # seed 6: mixed signs

@@ -10,6 +10,7 @@ import datasets
 import yaml
 
 from hermes_bench.scoring.mmmu import DISCIPLINES
+from hermes_bench.world.language import caption
 from hermes_bench.world.scene import render, sample_scene
 
 STRING = datasets.Value("string")
@@ -150,3 +151,20 @@ def build_dpg(root: Path, prompts: dict = DPG_PROMPTS) -> Path:
             lines.append(f'{item_id},{text},kw,{pid},"{dep}",{broad},{detailed},{tup.replace(",", ";")},{question}')
     (folder / "dpg_bench.csv").write_text("\n".join(lines) + "\n")
     return folder
+
+
+COCO_FEATURES = datasets.Features({"image": datasets.Image(), "caption": STRING})
+
+
+def build_coco(root: Path, n: int = 8, seed: int = 11) -> Path:
+    """sayakpaul/coco-30-val-2014's layout: data/train-*.parquet of (image, caption), and its dataset card."""
+    rng = random.Random(seed)
+    scenes = [sample_scene(rng) for _ in range(n)]
+    repo = root / "sayakpaul" / "coco-30-val-2014"
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    rows = [{"image": render(s), "caption": caption(s)} for s in scenes]
+    shard = repo / "data" / "train-00000-of-00001.parquet"
+    datasets.Dataset.from_list(rows, features=COCO_FEATURES).to_parquet(str(shard))
+    card = {"dataset_info": {"features": [{"name": "image", "dtype": "image"}, {"name": "caption", "dtype": "string"}]}}
+    (repo / "README.md").write_text("---\n" + yaml.safe_dump(card, sort_keys=False) + "---\n")
+    return repo

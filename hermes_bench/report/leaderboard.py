@@ -36,18 +36,22 @@ def _cell(value: float | None, ci: list | None, digits: int) -> str:
 
 def reference_rows() -> list[dict]:
     """Published numbers (results/reference/paper_rows.json), each with its citation. Scores are strings, as
-    printed in the paper, so that their precision survives."""
+    printed in the paper, so that their precision survives; a row's `columns` are the breakdown scores it shows
+    beside the headlines (as a task's metadata.columns)."""
     return json.loads(files("hermes_bench.reference").joinpath("paper_rows.json").read_text())
 
 
 def _run_columns(run: dict, details: bool) -> list[tuple[str, str, str, float | None, list | None, int]]:
-    """(column, task, metric, value, ci, digits) for each headline (and breakdown), then U, G and gap."""
+    """(column, task, metric, value, ci, digits) for each headline (and the columns its task's metadata names, or
+    with details its whole breakdown), then U, G and gap."""
     columns = []
     for name, h in run["headlines"].items():
-        digits = 3 if h["max"] <= 1 else 1
+        meta = run.get("configs", {}).get(name, {}).get("metadata", {})
+        digits = meta.get("digits", 3 if h["max"] <= 1 else 1)
         columns.append((name, name, h["metric"], h["value"], h["ci"], digits))
-        if details:
-            columns += [(f"{name}/{k}", name, k, v, None, digits) for k, v in h.get("details", {}).items()]
+        declared = meta.get("columns", [])
+        shown = h.get("details", {}) if details else {k: h["details"].get(k) for k in declared}
+        columns += [(f"{name}/{k}", name, k, v, None, digits) for k, v in shown.items()]
     columns += [(side, side, side, run["summary"][side]["value"], run["summary"][side]["ci"], 3)
                 for side in ("U", "G", "gap") if side in run["summary"]]
     return columns
@@ -67,9 +71,10 @@ def frame(runs: list[dict], numeric: bool = False, reference: bool = False) -> p
             else:
                 row[column] = _cell(value, ci, digits)
         rows.append({**row, "source": "this run"} if reference else row)
-    if reference:
+    if reference:  # headlines, and the breakdown columns a row names as its own (coco30k/fid)
         rows += [{"model": ref["model"], "source": ref["citation"],
-                  **{k: float(v) if numeric else v for k, v in ref["scores"].items() if "/" not in k}}
+                  **{k: float(v) if numeric else v for k, v in ref["scores"].items()
+                     if "/" not in k or k in ref.get("columns", [])}}
                  for ref in reference_rows()]
     return pd.DataFrame(rows)
 

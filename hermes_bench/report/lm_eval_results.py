@@ -23,6 +23,7 @@ from hermes_bench.summary import Scored
 
 FOLDER = "lm_eval"
 SETTINGS = ("guidance_scale",)  # recorded beside a generation task's metrics, not a metric
+LOWER_IS_BETTER = ("gap", "images_dropped", "fid")
 
 
 def _generation_entries(scored: list[Scored]) -> tuple[dict, dict]:
@@ -38,7 +39,7 @@ def _generation_entries(scored: list[Scored]) -> tuple[dict, dict]:
                                     **{k: v for k, v in s.metrics[name].items() if k in SETTINGS}}
         entries["versions"][name] = s.spec.version
         entries["n-shot"][name] = 0
-        entries["higher_is_better"][name] = {m: m not in ("gap", "images_dropped") for m in metrics}
+        entries["higher_is_better"][name] = {m: m not in LOWER_IS_BETTER for m in metrics}
         entries["n-samples"][name] = {"original": len(records), "effective": len(records)}
         samples[name] = [{"doc_hash": hash_string(json.dumps(r, sort_keys=True, default=str)),
                           "prompt_hash": hash_string(str(r.get("prompt", r.get("question", "")))),

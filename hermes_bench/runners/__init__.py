@@ -15,8 +15,8 @@ from __future__ import annotations
 from importlib import import_module
 from types import ModuleType
 
-BENCHMARKS = ("geneval", "dpg", "shapes_gap", "homologous_gap")
-SCORABLE = ("geneval", "dpg")  # these have score(): `hermes-bench score NAME FOLDER`
+BENCHMARKS = ("geneval", "dpg", "coco30k", "shapes_gap", "homologous_gap")
+SCORABLE = ("geneval", "dpg", "coco30k")  # these have score(): `hermes-bench score NAME FOLDER`
 
 
 def benchmark(name: str) -> ModuleType:

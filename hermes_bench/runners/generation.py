@@ -38,6 +38,7 @@ class GenerationSettings:
     detector_model: str | None = None  # overrides the task's Mask2Former id
     clip_model: str | None = None  # overrides the task's CLIP id
     judge: str | None = None  # overrides the task's VQA judge
+    fid_features: Path | None = None  # the FID Inception's weights file
 
     def images_per_prompt(self, spec) -> int:
         n = spec.config.get("images_per_prompt", 4)
