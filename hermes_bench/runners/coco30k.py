@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -117,6 +118,8 @@ class _Scorer:
         self.clip = _load_clip(clip_source, settings.device)
         self.clip_fingerprint = (clip_source, stat_fingerprint(clip_source))
         self.fid = iq.frechet_metric(self.network.num_features).to(settings.device)
+        # an empty update: a process left without a batch of its own still computes (and synchronises) FID
+        self.fid.update(torch.zeros(0, self.network.num_features, device=settings.device), real=False)
         self.features_dir = output / "cache" / "features"
         self.clip_cache = SampleCache(output, f"clip_score.{spec.name}", PartialState().process_index)
         self.device, self.batch_size, self.progress = settings.device, settings.batch_size, settings.progress
@@ -132,7 +135,7 @@ class _Scorer:
         atomic_write_bytes(path, save({"features": found.cpu().contiguous()}))
         return found
 
-    def batches(self, rows: list[int], desc: str) -> list[tuple[int, list[int]]]:
+    def batches(self, rows: list[int], desc: str) -> Iterable[tuple[int, list[int]]]:
         chunks = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
         return tqdm(my_share(chunks), desc=desc, disable=not self.progress, leave=False)
 
