@@ -4,6 +4,7 @@ resumed after a kill; and two processes against one."""
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -135,9 +136,12 @@ def test_the_fid_inception_loads_its_weights_file_and_says_what_is_missing(fid_w
     shutil.copy(fid_weights, tmp_path / "torch" / "hub" / "checkpoints" / WEIGHT_FILES[1])  # torch-fidelity's name
     assert load_fid_inception(None)[1] == fingerprint
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(HermesBenchError, match="is not the FID Inception's weights") as err:
-        load_fid_inception(tmp_path / "other.pth")
-    assert "\n" not in str(err.value)
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    (tmp_path / "code.pth").write_bytes(pickle.dumps(Killed))  # a pickle that names code: never loaded
+    for name in ("other.pth", "garbage.pth", "code.pth"):
+        with pytest.raises(HermesBenchError, match="is not the FID Inception's weights") as err:
+            load_fid_inception(tmp_path / name)
+        assert "\n" not in str(err.value)
 
 
 def _mirror_rows(mirror):
@@ -318,6 +322,7 @@ def test_missing_inception_weights_or_clip_stop_in_one_line_before_any_generatio
     no_clip = CliRunner().invoke(main, [*base, "--fid-features", str(fid_weights), "--output", str(tmp_path / "b")])
     assert no_clip.exit_code == 2 and "Traceback" not in no_clip.output
     assert "openai/clip-vit-large-patch14" in no_clip.output and "--clip-model" in no_clip.output
+    assert "Hugging Face cache /" in no_clip.output  # where it is looked for
     assert not (tmp_path / "a" / "images").exists() and not (tmp_path / "b" / "images").exists()
     no_data = CliRunner().invoke(main, ["eval", "--tasks", "coco30k", "--data-dir", str(tmp_path), "--no-progress",
                                         *_options(fid_weights, tiny_clip), "--output", str(tmp_path / "c")])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
+from huggingface_hub.constants import HF_HUB_CACHE
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from tqdm import tqdm
@@ -81,10 +82,10 @@ def _check_clip(source: str) -> None:
     refuse_remote_code(source, "CLIP model")
     try:
         AutoConfig.from_pretrained(source, trust_remote_code=False)
-    except (OSError, ValueError) as err:
-        raise HermesBenchError(f"CLIP score needs the CLIP model {source}, which is not available here "
-                               f"({str(err).splitlines()[0][:100]}): download it into the Hugging Face cache "
-                               f"(hf download {source}) or pass --clip-model FOLDER") from None
+    except (OSError, ValueError):
+        raise HermesBenchError(f"CLIP score needs the CLIP model {source}, which is not available here: "
+                               "download it into the Hugging Face cache "
+                               f"{HF_HUB_CACHE} (hf download {source}) or pass --clip-model FOLDER") from None
 
 
 def _load_clip(source: str, device: str) -> iq.CaptionClipScore:

@@ -15,6 +15,7 @@ Output: the 2048 pool features, float32.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 
 import torch
@@ -207,7 +208,7 @@ def load_fid_inception(weights: Path | None, resize: str = "tf1") -> tuple[FIDIn
     network = FIDInception(resize)
     try:
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except (RuntimeError, OSError, ValueError) as err:
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as err:
         raise HermesBenchError(f"{path} is not the FID Inception's weights ({str(err).splitlines()[0][:120]}): "
                                f"download {WEIGHTS_URL}") from None
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
