@@ -119,8 +119,6 @@ class _Scorer:
         self.clip = _load_clip(clip_source, settings.device)
         self.clip_fingerprint = (clip_source, stat_fingerprint(clip_source))
         self.fid = iq.frechet_metric(self.network.num_features).to(settings.device)
-        # an empty update: a process left without a batch of its own still computes (and synchronises) FID
-        self.fid.update(torch.zeros(0, self.network.num_features, device=settings.device), real=False)
         self.features_dir = output / "cache" / "features"
         self.clip_cache = SampleCache(output, f"clip_score.{spec.name}", PartialState().process_index)
         self.device, self.batch_size, self.progress = settings.device, settings.batch_size, settings.progress

@@ -56,8 +56,12 @@ class Passthrough(nn.Module):
 
 
 def frechet_metric(num_features: int) -> FrechetInceptionDistance:
-    """torchmetrics' FID over features; the real statistics survive reset() (they are computed once)."""
-    return FrechetInceptionDistance(feature=Passthrough(num_features), reset_real_features=False)
+    """torchmetrics' FID over features; the real statistics survive reset() (they are computed once). It starts
+    with an empty update, as CaptionClipScore.per_caption does: torchmetrics' FID cannot compute() on a process
+    that never updated, and a process left without a batch of its own must still take part in the sync."""
+    metric = FrechetInceptionDistance(feature=Passthrough(num_features), reset_real_features=False)
+    metric.update(torch.zeros(0, num_features), real=False)
+    return metric
 
 
 def save_real_stats(metric: FrechetInceptionDistance, path: Path, provenance: dict) -> None:
